@@ -1,0 +1,137 @@
+"""SQLAlchemy 2.0 models of the read model.
+
+Temporal owns the truth of a live run; these tables are its projection, written only by
+activities (and configuration rows by the API), kept after Temporal's retention.
+Every row carries ``project_id`` so API keys can scope everything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JsonType, Any: JsonType, datetime: UtcDateTime}
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128), index=True)
+    agent: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_run_id: Mapped[str | None] = mapped_column(String(64))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(128))
+    project_id: Mapped[str] = mapped_column(String(128))
+    agent: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(String(512))
+    trigger_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(256))
+    input: Mapped[Any] = mapped_column(nullable=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    usage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    pending_interaction_id: Mapped[str | None] = mapped_column(String(128))
+    replica_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Bumped on every projection; a write with an older version is ignored, so a retried
+    # activity can never move a run back in time.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        Index(None, "project_id", "created_at", "run_id"),
+        Index(None, "project_id", "session_id", "created_at"),
+        Index(None, "project_id", "status", "created_at"),
+    )
+
+
+class RunStatusHistory(Base):
+    __tablename__ = "run_status_history"
+
+    run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1, 2, ... within the run
+    project_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(512))
+    at: Mapped[datetime]
+
+
+class TranscriptEvent(Base):
+    __tablename__ = "transcript_events"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Interaction(Base):
+    __tablename__ = "interactions"
+
+    interaction_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    session_id: Mapped[str] = mapped_column(String(128))
+    project_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    prompt: Mapped[str] = mapped_column(String(4096))
+    options: Mapped[Any] = mapped_column(default=list)
+    tool_call: Mapped[dict[str, Any] | None]
+    response_schema: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(32))  # pending|resolved|expired|cancelled
+    response: Mapped[dict[str, Any] | None]
+    responder: Mapped[str | None] = mapped_column(String(256))
+    requested_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    # Answers that lost the race to the first one, kept for the record.
+    ignored_responses: Mapped[Any] = mapped_column(default=list)
+
+    __table_args__ = (Index(None, "project_id", "status", "requested_at"),)

@@ -1,0 +1,54 @@
+"""One place for configuration: environment variables prefixed ``TETHER_``.
+
+Defaults run the embedded stack (Temporal dev server, SQLite) on this machine with no set-up.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TETHER_", env_file=".env", extra="ignore")
+
+    # Where state lives on the embedded stack.
+    data_dir: Path = Path(".tether")
+    database_url: str = "sqlite+aiosqlite:///.tether/tether.db"
+
+    # Temporal.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "tether-runs"
+
+    # Processes.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_public_url: str = "http://127.0.0.1:8000"
+    runner_host: str = "127.0.0.1"
+    runner_port: int = 8700
+    runner_url: str = "http://127.0.0.1:8700"
+    runner_token: SecretStr = SecretStr("tether-dev-runner-token")
+    runner_replica_id: str = "runner-1"
+    runner_keepalive_s: float = 5.0
+    runner_retention_s: float = 3600.0
+
+    # Tenancy: every row and workflow carries a project; API keys will pick it later.
+    default_project_id: str = "default"
+
+    # Run policy, handed to each workflow in its input (workflows read no settings).
+    accept_wait_s: float = 5.0
+    dispatch_deadline_s: float = 120.0
+    runner_lost_timeout_s: float = 30.0
+    follow_heartbeat_timeout_s: float = 15.0
+    interaction_expiry_s: float = 24 * 3600.0
+    cancel_grace_s: float = 10.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

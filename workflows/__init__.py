@@ -1,0 +1,1 @@
+"""Workflow definitions and the types that cross the workflow boundary. Deterministic, no I/O."""

@@ -1,0 +1,242 @@
+"""Types that cross the workflow boundary: workflow input, update/signal/query payloads and
+activity inputs/outputs. Pydantic models, converted by the shared pydantic data converter.
+
+New fields always get defaults so histories recorded before them still decode.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+from runner.protocol import InteractionOption, InteractionReply, RunEvent
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    DISPATCHING = "dispatching"
+    RUNNING = "running"
+    WAITING_FOR_INPUT = "waiting_for_input"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
+
+
+class FailureReason(StrEnum):
+    """``status_reason`` values a user can read when a run did not complete."""
+
+    RUNNER_LOST = "runner_lost"
+    DISPATCH_TIMEOUT = "dispatch_timeout"
+    AGENT_ERROR = "agent_error"
+    UNKNOWN_AGENT = "unknown_agent"
+    CANCELLED_BY_USER = "cancelled_by_user"
+
+
+class MultitaskStrategy(StrEnum):
+    REJECT = "reject"
+
+
+class RunPolicy(BaseModel):
+    """Timeouts of one run, fixed when it is submitted (workflows read no settings)."""
+
+    accept_wait_s: float = 5.0
+    dispatch_deadline_s: float = 120.0
+    runner_lost_timeout_s: float = 30.0
+    heartbeat_timeout_s: float = 15.0
+    interaction_expiry_s: float = 24 * 3600.0
+    cancel_grace_s: float = 10.0
+
+
+class RunSpec(BaseModel):
+    """What the API submits: one run in a session."""
+
+    run_id: str
+    session_id: str
+    project_id: str
+    agent: str
+    input: Any = None
+    multitask: MultitaskStrategy = MultitaskStrategy.REJECT
+    idempotency_key: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    trigger_id: str | None = None
+    created_at: datetime
+    policy: RunPolicy = Field(default_factory=RunPolicy)
+
+
+class SessionInput(BaseModel):
+    """Input of ``SessionRunWorkflow``; runs arrive by the ``submit`` update."""
+
+    session_id: str
+    project_id: str
+
+
+class PendingInteraction(BaseModel):
+    interaction_id: str
+    kind: Literal["permission", "input"]
+    prompt: str
+    options: list[InteractionOption] = Field(default_factory=list)
+    tool_call: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
+    requested_at: datetime
+    expires_at: datetime | None = None
+
+
+class RunResult(BaseModel):
+    output: str | None = None
+    stop_reason: str | None = None
+
+
+class RunState(BaseModel):
+    """The run as users see it: the ``state`` query, the store row and the API view."""
+
+    run_id: str
+    session_id: str
+    project_id: str
+    agent: str
+    status: RunStatus
+    status_reason: str | None = None
+    trigger_id: str | None = None
+    idempotency_key: str | None = None
+    input: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    started_at: datetime | None = None
+    updated_at: datetime
+    ended_at: datetime | None = None
+    paused_at: datetime | None = None
+    last_seq: int = 0
+    events: int = 0
+    steps: int = 0
+    usage: dict[str, Any] = Field(default_factory=dict)
+    result: RunResult | None = None
+    error: dict[str, Any] | None = None
+    pending_interaction: PendingInteraction | None = None
+    replica_id: str | None = None
+    attempts: dict[str, int] = Field(default_factory=dict)
+    # Projection version: bumped on each state change so stale writes lose.
+    version: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at or self.updated_at
+        return max(0, int((end - self.started_at).total_seconds() * 1000))
+
+
+# Signals.
+
+
+class RespondSignal(BaseModel):
+    run_id: str
+    interaction_id: str
+    response: dict[str, Any]
+    responder: str | None = None
+
+
+class CancelSignal(BaseModel):
+    run_id: str
+    reason: str | None = None
+
+
+# Activities.
+
+
+class DispatchInput(BaseModel):
+    run_id: str
+    session_id: str
+    project_id: str
+    agent: str
+    input: Any = None
+    attempt: int = 1
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DispatchResult(BaseModel):
+    replica_id: str
+    started_at: datetime
+
+
+class FollowInput(BaseModel):
+    run_id: str
+    project_id: str
+    after_seq: int = 0
+    runner_lost_timeout_s: float = 30.0
+
+
+class FollowOutcome(BaseModel):
+    """Why ``follow_run`` returned: the run asks for input, or it ended."""
+
+    kind: Literal["interaction", "ended"]
+    last_seq: int
+    events: int = 0  # events persisted by this call
+    steps: int = 0  # tool calls seen by this call
+    usage: dict[str, Any] = Field(default_factory=dict)
+    interaction: PendingInteraction | None = None
+    ended_status: RunStatus | None = None
+    result: RunResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class DeliverInput(BaseModel):
+    run_id: str
+    interaction_id: str
+    reply: InteractionReply
+
+
+class CancelRunInput(BaseModel):
+    run_id: str
+    reason: str | None = None
+
+
+class StatusTransition(BaseModel):
+    seq: int
+    status: RunStatus
+    reason: str | None = None
+    at: datetime
+
+
+class RecordRunInput(BaseModel):
+    """Project the run's state (and the transition that led to it) to the store."""
+
+    state: RunState
+    transition: StatusTransition | None = None
+
+
+class InteractionRecord(BaseModel):
+    interaction_id: str
+    run_id: str
+    session_id: str
+    project_id: str
+    kind: Literal["permission", "input"]
+    prompt: str
+    options: list[InteractionOption] = Field(default_factory=list)
+    tool_call: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
+    status: Literal["pending", "resolved", "expired", "cancelled"]
+    response: dict[str, Any] | None = None
+    responder: str | None = None
+    requested_at: datetime
+    expires_at: datetime | None = None
+    resolved_at: datetime | None = None
+    ignored_responses: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PersistEventsInput(BaseModel):
+    run_id: str
+    project_id: str
+    events: list[RunEvent]
