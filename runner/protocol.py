@@ -75,7 +75,11 @@ def parse_record(line: str | bytes) -> StreamRecord:
     return _record_adapter.validate_json(line)
 
 
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+
+
 def encode_record(record: StreamRecord) -> bytes:
+    """Encode one record as an NDJSON line."""
     return record.model_dump_json().encode() + b"\n"
 
 
@@ -155,3 +159,18 @@ class AgentInfo(_Wire):
 class AgentList(_Wire):
     replica_id: str
     agents: list[AgentInfo]
+
+
+class ErrorInfo(_Wire):
+    """``code`` is stable and machine-readable: ``unauthorized``, ``unknown_run``,
+    ``unknown_agent``, ``unknown_interaction``, ``run_conflict``, ``invalid_request``,
+    ``not_found``, ``http_error``."""
+
+    code: str
+    message: str
+
+
+class ErrorResponse(_Wire):
+    """Body of every error answer: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: ErrorInfo

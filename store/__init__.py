@@ -1,1 +1,1 @@
-"""The read model: SQLAlchemy models, engine factory, writes (used by activities) and reads (API)."""
+"""The read model: SQLAlchemy models, engine factory, writes (by activities), reads (by the API)."""

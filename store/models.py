@@ -7,12 +7,14 @@ Every row carries ``project_id`` so API keys can scope everything.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -23,12 +25,38 @@ NAMING_CONVENTION = {
 }
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
-UtcDateTime = DateTime(timezone=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime that is always UTC, on every backend.
+
+    SQLite has no timezone type: it stores the text without an offset and returns naive values.
+    Converting to UTC on the way in (naive values are taken as UTC) and tagging UTC on the way
+    out makes SQLite and PostgreSQL compare, order and return the same instants, which the
+    keyset cursors rely on.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JsonType, Any: JsonType, datetime: UtcDateTime}
+    type_annotation_map = {dict[str, Any]: JsonType, Any: JsonType, datetime: UtcDateTime()}
 
 
 class Project(Base):
@@ -135,3 +163,20 @@ class Interaction(Base):
     ignored_responses: Mapped[Any] = mapped_column(default=list)
 
     __table_args__ = (Index(None, "project_id", "status", "requested_at"),)
+
+
+class AgentRow(Base):
+    """The agent catalogue: what the runners offer, as last synced by the catalogue workflow.
+
+    The API checks agent names here, so it never has to call a runner. Agents a runner stopped
+    offering stay listed as unavailable rather than vanish.
+    """
+
+    __tablename__ = "agents"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    available: Mapped[bool] = mapped_column(default=True)
+    replica_id: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime]

@@ -28,10 +28,10 @@ class Settings(BaseSettings):
     # Processes.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_public_url: str = "http://127.0.0.1:8000"
+    api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
-    runner_url: str = "http://127.0.0.1:8700"
+    runner_url: str | None = None  # where workers reach the runner; default: host and port
     runner_token: SecretStr = SecretStr("tether-dev-runner-token")
     runner_replica_id: str = "runner-1"
     runner_keepalive_s: float = 5.0
@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     follow_heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
     cancel_grace_s: float = 10.0
+
+    @property
+    def runner_base_url(self) -> str:
+        return (self.runner_url or f"http://{self.runner_host}:{self.runner_port}").rstrip("/")
 
 
 @lru_cache

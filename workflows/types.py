@@ -240,3 +240,7 @@ class PersistEventsInput(BaseModel):
     run_id: str
     project_id: str
     events: list[RunEvent]
+
+
+class CatalogInput(BaseModel):
+    interval_s: float = 30.0

@@ -1,0 +1,21 @@
+"""The agents a run may name: the catalogue the worker syncs from the runners into the store."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ApiError
+from store import queries
+
+
+async def require_agent(db: AsyncSession, name: str) -> None:
+    """422 unless a runner currently offers the agent, so a bad name starts nothing."""
+    agents = await queries.list_agents(db)
+    available = sorted(a.name for a in agents if a.available)
+    if name not in available:
+        raise ApiError(
+            422,
+            "unknown_agent",
+            f"no runner offers agent {name!r}",
+            {"agent": name, "available": available},
+        )

@@ -1,0 +1,41 @@
+"""Dependencies shared by the routes: settings, the Temporal client, store sessions, project."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from tether.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def _db_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    return request.app.state.db
+
+
+async def _db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db() as session:
+        yield session
+
+
+def _project(settings: Annotated[Settings, Depends(_settings)]) -> str:
+    # One default project until API keys pick the project (every query is already scoped).
+    return settings.default_project_id
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+TemporalDep = Annotated[Client, Depends(_temporal)]
+DbDep = Annotated[AsyncSession, Depends(_db)]
+DbFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_db_factory)]
+ProjectDep = Annotated[str, Depends(_project)]

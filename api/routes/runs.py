@@ -1,0 +1,217 @@
+"""Runs: start, read, list, transcript, live stream, history, cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import StreamingResponse
+from temporalio.service import RPCError
+
+from api.agents_catalog import require_agent
+from api.deps import DbDep, DbFactoryDep, ProjectDep, SettingsDep, TemporalDep
+from api.errors import ApiError, from_temporal, not_found
+from api.schemas import CancelCreate, EventList, HistoryView, RunCreate, RunList, RunView
+from api.sse import run_event_stream
+from api.submit import submit_run
+from store import queries
+from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id
+from tether.temporal import session_workflow_id
+from workflows.session_run import SessionRunWorkflow
+from workflows.types import CancelSignal, RunPolicy, RunSpec, RunStatus
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+
+
+async def _start(
+    session_id: str,
+    body: RunCreate,
+    idempotency_key: str | None,
+    *,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: str,
+) -> RunView:
+    await require_agent(db, body.agent)
+    policy = RunPolicy(
+        accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0,
+        dispatch_deadline_s=settings.dispatch_deadline_s,
+        runner_lost_timeout_s=settings.runner_lost_timeout_s,
+        heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
+        interaction_expiry_s=settings.interaction_expiry_s,
+        cancel_grace_s=settings.cancel_grace_s,
+    )
+    spec = RunSpec(
+        run_id=new_run_id(),
+        session_id=session_id,
+        project_id=project_id,
+        agent=body.agent,
+        input=body.input,
+        multitask=body.multitask,
+        idempotency_key=body.idempotency_key or idempotency_key,
+        metadata=body.metadata,
+        created_at=datetime.now(UTC),
+        policy=policy,
+    )
+    state = await submit_run(temporal, settings, spec)
+    return RunView.model_validate(state.model_dump())
+
+
+@router.post("/sessions/{session_id}/runs", status_code=202, response_model=RunView)
+async def start_session_run(
+    session_id: SessionIdPath,
+    body: RunCreate,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> RunView:
+    """Start a run in this session (created on first use)."""
+    return await _start(
+        session_id,
+        body,
+        idempotency_key,
+        db=db,
+        temporal=temporal,
+        settings=settings,
+        project_id=project_id,
+    )
+
+
+@router.post("/runs", status_code=202, response_model=RunView)
+async def start_run(
+    body: RunCreate,
+    db: DbDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+) -> RunView:
+    """Start a run in a new session."""
+    return await _start(
+        new_session_id(),
+        body,
+        idempotency_key,
+        db=db,
+        temporal=temporal,
+        settings=settings,
+        project_id=project_id,
+    )
+
+
+@router.get("/runs", response_model=RunList)
+async def list_runs(
+    db: DbDep,
+    project_id: ProjectDep,
+    session_id: str | None = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
+    agent: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> RunList:
+    try:
+        runs, next_cursor = await queries.list_runs(
+            db,
+            project_id,
+            session_id=session_id,
+            statuses=[s.value for s in status] if status else None,
+            agent=agent,
+            limit=limit,
+            cursor=cursor,
+        )
+    except queries.InvalidCursor as err:
+        raise ApiError(422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}) from err
+    return RunList(runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor)
+
+
+async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunView:
+    run = await queries.get_run(db, project_id, run_id)
+    if run is None:
+        raise not_found("run", run_id)
+    return RunView.model_validate(run.model_dump())
+
+
+@router.get("/runs/{run_id}", response_model=RunView)
+async def get_run(run_id: str, db: DbDep, project_id: ProjectDep) -> RunView:
+    return await _get_run(db, project_id, run_id)
+
+
+@router.get("/runs/{run_id}/events", response_model=EventList)
+async def list_run_events(
+    run_id: str,
+    db: DbDep,
+    project_id: ProjectDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> EventList:
+    """A page of the transcript: events with ``seq > after``, in order."""
+    await _get_run(db, project_id, run_id)
+    events = await queries.list_events(db, project_id, run_id, after=after, limit=limit)
+    next_after = events[-1].seq if len(events) == limit else None
+    return EventList(run_id=run_id, events=events, next_after=next_after)
+
+
+@router.get("/runs/{run_id}/stream")
+async def stream_run(
+    run_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    project_id: ProjectDep,
+    settings: SettingsDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event."""
+    await _get_run(db, project_id, run_id)
+    cursor = after or 0
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must be a seq number")
+        cursor = int(last_event_id)
+    return StreamingResponse(
+        run_event_stream(db_factory, project_id, run_id, cursor, settings.api_stream_poll_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/runs/{run_id}/history", response_model=HistoryView)
+async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryView:
+    await _get_run(db, project_id, run_id)
+    return HistoryView(run_id=run_id, transitions=await queries.run_history(db, project_id, run_id))
+
+
+@router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunView)
+async def cancel_run(
+    run_id: str,
+    db: DbDep,
+    temporal: TemporalDep,
+    project_id: ProjectDep,
+    body: CancelCreate | None = None,
+) -> RunView:
+    """Ask the run to stop; it is recorded ``cancelled`` once the runner stopped it."""
+    run = await _get_run(db, project_id, run_id)
+    if run.status.is_terminal:
+        raise ApiError(
+            409, "run_finished", f"run {run_id} already ended ({run.status.value})",
+            {"status": run.status.value},
+        )
+    handle = temporal.get_workflow_handle_for(
+        SessionRunWorkflow.run, session_workflow_id(run.session_id)
+    )
+    try:
+        await handle.signal(
+            SessionRunWorkflow.cancel,
+            CancelSignal(run_id=run_id, reason=body.reason if body else None),
+        )
+    except RPCError as err:
+        mapped = from_temporal(err)
+        if mapped is None:
+            raise
+        raise mapped from err
+    return run

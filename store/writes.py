@@ -1,0 +1,267 @@
+"""Projection writes, called by activities.
+
+Activities can run more than once (Temporal retries them), so every write here is idempotent:
+an upsert keyed by business IDs. None of these functions commits; the caller owns the
+transaction (``async with factory.begin() as session: ...``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, null, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runner.protocol import AgentList, RunEvent
+from store.db import dialect_insert
+from store.models import AgentRow, Interaction, Run, RunStatusHistory, SessionRow, TranscriptEvent
+from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
+
+# Fixed when the run is created; a later projection never rewrites them, so a run keeps its
+# place in keyset pages and its project.
+_RUN_IDENTITY = frozenset({"run_id", "project_id", "session_id", "created_at"})
+
+# Core tables, not ORM entities: rows are keyed by column name ("metadata", not "metadata_")
+# and the statements stay plain INSERT ... ON CONFLICT.
+_runs = Run.__table__
+_sessions = SessionRow.__table__
+_history = RunStatusHistory.__table__
+_events = TranscriptEvent.__table__
+_interactions = Interaction.__table__
+_agents = AgentRow.__table__
+
+
+def _json(value: Any) -> Any:
+    # SQL NULL rather than the JSON literal 'null', so "IS NULL" means "absent".
+    return null() if value is None else value
+
+
+def _run_row(state: RunState) -> dict[str, Any]:
+    dumped = state.model_dump(
+        mode="json", include={"input", "metadata", "usage", "attempts", "result", "error"}
+    )
+    return {
+        "run_id": state.run_id,
+        "session_id": state.session_id,
+        "project_id": state.project_id,
+        "agent": state.agent,
+        "status": state.status.value,
+        "status_reason": state.status_reason,
+        "trigger_id": state.trigger_id,
+        "idempotency_key": state.idempotency_key,
+        "input": _json(dumped["input"]),
+        "metadata": dumped["metadata"],
+        "created_at": state.created_at,
+        "started_at": state.started_at,
+        "updated_at": state.updated_at,
+        "ended_at": state.ended_at,
+        "paused_at": state.paused_at,
+        "last_seq": state.last_seq,
+        "events": state.events,
+        "steps": state.steps,
+        "usage": dumped["usage"],
+        "result": _json(dumped["result"]),
+        "error": _json(dumped["error"]),
+        "pending_interaction_id": (
+            state.pending_interaction.interaction_id if state.pending_interaction else None
+        ),
+        "replica_id": state.replica_id,
+        "attempts": dumped["attempts"],
+        "version": state.version,
+    }
+
+
+async def upsert_run(
+    session: AsyncSession, state: RunState, transition: StatusTransition | None = None
+) -> None:
+    """Project ``state`` to ``runs`` (and its session), plus ``transition`` to the history.
+
+    The run row is only overwritten by a state whose ``version`` is at least the stored one,
+    so a retried, stale write never moves a run back. The history row is keyed by
+    ``(run_id, transition.seq)`` and written once. A pending interaction that has no row yet is
+    recorded as pending, so ``get_run`` can always show what the run waits for.
+    """
+    row = _run_row(state)
+    stmt = dialect_insert(session, _runs).values(row)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_runs.c.run_id],
+        set_={name: excluded[name] for name in row if name not in _RUN_IDENTITY},
+        where=_runs.c.version <= excluded.version,
+    )
+    await session.execute(stmt)
+    await _upsert_session(session, state)
+    if state.pending_interaction is not None:
+        await _record_pending(session, state, state.pending_interaction)
+    if transition is not None:
+        history = dialect_insert(session, _history).values(
+            run_id=state.run_id,
+            seq=transition.seq,
+            project_id=state.project_id,
+            status=transition.status.value,
+            reason=transition.reason,
+            at=transition.at,
+        )
+        await session.execute(
+            history.on_conflict_do_nothing(index_elements=[_history.c.run_id, _history.c.seq])
+        )
+
+
+async def _upsert_session(session: AsyncSession, state: RunState) -> None:
+    # The newest run of the session, whatever order the projections arrive in (a queued run
+    # can be written before the active one finishes).
+    newest_run: ColumnElement[Any] = (
+        select(_runs.c.run_id)
+        .where(_runs.c.project_id == state.project_id, _runs.c.session_id == state.session_id)
+        .order_by(_runs.c.created_at.desc(), _runs.c.run_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = dialect_insert(session, _sessions).values(
+        session_id=state.session_id,
+        project_id=state.project_id,
+        agent=state.agent,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        last_run_id=state.run_id,
+        metadata={},
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_sessions.c.session_id],
+        set_={
+            # Last activity only moves forward: a stale write keeps the later time.
+            "updated_at": case(
+                (_sessions.c.updated_at < stmt.excluded.updated_at, stmt.excluded.updated_at),
+                else_=_sessions.c.updated_at,
+            ),
+            "last_run_id": newest_run,
+        },
+        # Session IDs are global (like the workflow ID ``session-{id}``): a run of another
+        # project that reuses one must not rewrite this project's session.
+        where=_sessions.c.project_id == stmt.excluded.project_id,
+    )
+    await session.execute(stmt)
+
+
+async def _record_pending(
+    session: AsyncSession, state: RunState, pending: PendingInteraction
+) -> None:
+    stmt = dialect_insert(session, _interactions).values(
+        _interaction_row(
+            InteractionRecord(
+                **pending.model_dump(),
+                run_id=state.run_id,
+                session_id=state.session_id,
+                project_id=state.project_id,
+                status="pending",
+            )
+        )
+    )
+    await session.execute(
+        stmt.on_conflict_do_nothing(index_elements=[_interactions.c.interaction_id])
+    )
+
+
+async def insert_events(
+    session: AsyncSession, project_id: str, run_id: str, events: list[RunEvent]
+) -> int:
+    """Append transcript events, skipping any ``(run_id, seq)`` already stored.
+
+    Returns how many events were new, so a retried batch reports only what it added.
+    """
+    if not events:
+        return 0
+    rows = [
+        {
+            "run_id": run_id,
+            "seq": event.seq,
+            "project_id": project_id,
+            "type": event.type.value,
+            "ts": event.ts,
+            "data": event.model_dump(mode="json", include={"data"})["data"],
+        }
+        for event in events
+    ]
+    stmt = (
+        dialect_insert(session, _events)
+        .on_conflict_do_nothing(index_elements=[_events.c.run_id, _events.c.seq])
+        .returning(_events.c.seq)
+    )
+    # One multi-row INSERT per batch ("insertmanyvalues"); rows skipped by the conflict clause
+    # return nothing.
+    result = await session.execute(stmt, rows)
+    return len(result.all())
+
+
+def _interaction_row(rec: InteractionRecord) -> dict[str, Any]:
+    json_fields = {"options", "tool_call", "response_schema", "response", "ignored_responses"}
+    dumped = rec.model_dump(mode="json", include=json_fields)
+    return {
+        "interaction_id": rec.interaction_id,
+        "run_id": rec.run_id,
+        "session_id": rec.session_id,
+        "project_id": rec.project_id,
+        "kind": rec.kind,
+        "prompt": rec.prompt,
+        "options": dumped["options"],
+        "tool_call": _json(dumped["tool_call"]),
+        "response_schema": _json(dumped["response_schema"]),
+        "status": rec.status,
+        "response": _json(dumped["response"]),
+        "responder": rec.responder,
+        "requested_at": rec.requested_at,
+        "expires_at": rec.expires_at,
+        "resolved_at": rec.resolved_at,
+        "ignored_responses": dumped["ignored_responses"],
+    }
+
+
+async def upsert_interaction(session: AsyncSession, rec: InteractionRecord) -> None:
+    """Write the interaction as given, keyed by ``interaction_id``.
+
+    A settled interaction (resolved, expired, cancelled) is never moved back to pending: a
+    retried "record pending" activity that lands after the answer changes nothing.
+    """
+    row = _interaction_row(rec)
+    stmt = dialect_insert(session, _interactions).values(row)
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_interactions.c.interaction_id],
+        set_={name: excluded[name] for name in row if name != "interaction_id"},
+        where=(_interactions.c.status == "pending") | (excluded.status != "pending"),
+    )
+    await session.execute(stmt)
+
+
+async def replace_agents(
+    session: AsyncSession, offered: AgentList, now: datetime | None = None
+) -> None:
+    """Make ``offered`` the agent catalogue: those agents available, every other one not."""
+    now = now or datetime.now(UTC)
+    names = [agent.name for agent in offered.agents]
+    for agent in offered.agents:
+        stmt = dialect_insert(session, _agents).values(
+            name=agent.name,
+            kind=agent.kind,
+            description=agent.description,
+            available=True,
+            replica_id=offered.replica_id,
+            updated_at=now,
+        )
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_agents.c.name],
+            set_={
+                name: excluded[name]
+                for name in ("kind", "description", "available", "replica_id", "updated_at")
+            },
+        )
+        await session.execute(stmt)
+    await session.execute(
+        update(AgentRow)
+        .where(AgentRow.available, AgentRow.name.not_in(names))
+        .values(available=False, updated_at=now)
+        # Nothing of this table is loaded in the session: no need to sync objects.
+        .execution_options(synchronize_session=False)
+    )

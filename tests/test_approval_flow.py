@@ -1,0 +1,70 @@
+"""The approval-demo path through the HTTP API on the real stack, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.stack import Stack, collect_sse, wait_for_pending_interaction, wait_for_run
+
+
+@pytest.mark.parametrize("choice", ["allow", "deny"])
+async def test_approval_demo_end_to_end(any_stack: Stack, choice: str) -> None:
+    async with any_stack.client() as client:
+        started = await client.post(
+            "/v1/runs", json={"agent": "approval-demo", "input": "clean the build folder"}
+        )
+        assert started.status_code == 202, started.text
+        run = started.json()
+        run_id = run["run_id"]
+        assert run["status"] in {"running", "waiting_for_input"}  # the runner accepted it
+        assert run["replica_id"]
+
+        streamed = asyncio.create_task(collect_sse(client, run_id))
+        interaction = await wait_for_pending_interaction(client, run_id)
+        assert interaction["kind"] == "permission"
+        assert {o["option_id"] for o in interaction["options"]} == {"allow", "deny"}
+        assert interaction["tool_call"] is not None
+        waiting = await wait_for_run(client, run_id, {"waiting_for_input"})
+        assert waiting["pending_interaction"]["interaction_id"] == interaction["interaction_id"]
+
+        answer = await client.post(
+            f"/v1/interactions/{interaction['interaction_id']}/respond",
+            json={"response": {"option_id": choice}, "responder": "alice"},
+        )
+        assert answer.status_code == 202, answer.text
+
+        done = await wait_for_run(client, run_id, {"completed", "failed", "cancelled"})
+        assert done["status"] == "completed", done
+        output = done["result"]["output"].lower()
+        assert ("denied" in output) == (choice == "deny"), output
+        assert done["ended_at"] and done["duration_ms"] is not None
+
+        sse = await asyncio.wait_for(streamed, 30)
+        assert sse[-1]["event"] == "end"
+        assert sse[-1]["data"]["status"] == "completed"
+        sse_events = [e["data"] for e in sse[:-1]]
+        assert [int(e["id"]) for e in sse[:-1]] == [e["seq"] for e in sse_events]
+
+        page = (await client.get(f"/v1/runs/{run_id}/events")).json()["events"]
+        assert page == sse_events
+        assert [e["seq"] for e in page] == list(range(1, len(page) + 1))
+        types = [e["type"] for e in page]
+        assert types[0] == "run.started" and types[-1] == "run.completed"
+        assert "interaction.requested" in types and "interaction.resolved" in types
+        assert done["last_seq"] == len(page)
+
+        resolved = (await client.get(f"/v1/interactions/{interaction['interaction_id']}")).json()
+        assert resolved["status"] == "resolved"
+        assert resolved["response"] == {"option_id": choice}
+        assert resolved["responder"] == "alice"
+
+        history = (await client.get(f"/v1/runs/{run_id}/history")).json()["transitions"]
+        assert [t["status"] for t in history] == [
+            "dispatching",
+            "running",
+            "waiting_for_input",
+            "running",
+            "completed",
+        ]
