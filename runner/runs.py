@@ -7,6 +7,7 @@ Everything here runs on the event loop and the state-changing methods never awai
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from runner.protocol import (
     RunStartedData,
     StreamRecord,
 )
+
+log = logging.getLogger(__name__)
 
 _FINAL_STATUS: dict[EventType, RunnerRunStatus] = {
     EventType.RUN_COMPLETED: "completed",
@@ -111,7 +114,8 @@ class Run:
 
     def finish(self, type: EventType, data: dict[str, Any]) -> bool:
         """Append the terminal event, unless the run already has one (then False)."""
-        assert type in TERMINAL_EVENTS
+        if type not in TERMINAL_EVENTS:
+            raise ValueError(f"{type.value!r} is not a terminal event")
         if self.finished:
             return False
         # Questions nobody will wait for any more are closed, so none stays pending forever.
@@ -245,7 +249,11 @@ class RunRegistry:
             self.sweep()
 
     async def aclose(self) -> None:
-        """Stop every agent (the runner is shutting down): its runs end as failed."""
+        """Stop every agent (the runner is shutting down): its runs end as failed.
+
+        Waits at most ``cancel_grace_s`` for the agents to unwind; one that ignores
+        cancellation must not hold the shutdown forever.
+        """
         tasks = []
         for run in self._runs.values():
             run.finish(
@@ -255,4 +263,7 @@ class RunRegistry:
             if run.task is not None and not run.task.done():
                 run.task.cancel()
                 tasks.append(run.task)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=self.cancel_grace_s)
+            for task in stuck:
+                log.warning("agent task %s ignored cancellation at shutdown", task.get_name())

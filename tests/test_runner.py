@@ -429,13 +429,12 @@ async def test_finished_runs_are_dropped_after_retention() -> None:
 async def test_agent_ignoring_cancel_is_ended_after_the_grace() -> None:
     agents = dict(AGENTS)
 
-    @agent("stubborn", "swallows cancellation", registry=agents)
+    @agent("stubborn", "ignores cancellation for a while", registry=agents)
     async def stubborn(ctx: AgentContext) -> AgentResult:
-        while True:
+        for _ in range(20):  # ~1 s, far past the grace; then it ends by itself
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.05)
-            if ctx.cancelled:
-                await asyncio.sleep(0.05)  # keeps going regardless
+        return AgentResult("finished anyway")
 
     async with (
         serve_runner(agents, cancel_grace_s=0.4) as url,
