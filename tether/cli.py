@@ -21,8 +21,6 @@ def _dev(args: argparse.Namespace) -> None:
             os.environ[key] = str(value)
     if args.temporal_port is not None:
         os.environ["TETHER_TEMPORAL_ADDRESS"] = f"127.0.0.1:{args.temporal_port}"
-    if args.data_dir is not None and "TETHER_DATABASE_URL" not in os.environ:
-        os.environ["TETHER_DATABASE_URL"] = f"sqlite+aiosqlite:///{args.data_dir}/tether.db"
     get_settings.cache_clear()
 
     from tether.dev import run_dev

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,7 +17,7 @@ class Settings(BaseSettings):
 
     # Where state lives on the embedded stack.
     data_dir: Path = Path(".tether")
-    database_url: str = "sqlite+aiosqlite:///.tether/tether.db"
+    database_url: str = ""  # default: SQLite in data_dir
 
     # Temporal.
     temporal_address: str = "127.0.0.1:7233"
@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     follow_heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
     cancel_grace_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _embedded_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
+        return self
 
     @property
     def runner_base_url(self) -> str:
