@@ -15,6 +15,7 @@ from activities.catalog import CatalogActivities
 from activities.records import StoreActivities
 from activities.runner_calls import RunActivities
 from store.db import create_engine, session_factory
+from tether.metrics import install_worker_runtime, pending_interactions_gauge
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
 from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id
@@ -38,6 +39,7 @@ async def ensure_catalog(client: Client, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    metrics_runtime = install_worker_runtime(settings)  # before connecting: clients bind to it
     client = await connect(settings)
     engine = create_engine(settings.database_url)
     db = session_factory(engine)
@@ -64,7 +66,7 @@ async def run_worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with worker:
+        async with worker, pending_interactions_gauge(db, metrics_runtime):
             await ensure_catalog(client, settings)
             log.info("worker polling %s", settings.task_queue)
             await stop.wait()

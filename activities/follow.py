@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from runner.protocol import EventType, InteractionRequested, KeepAlive, RunEvent, parse_record
 from store.writes import insert_events
+from tether import metrics
 from workflows.errors import ErrorType
 from workflows.types import FollowInput, FollowOutcome, PendingInteraction, RunResult, RunStatus
 
@@ -78,10 +79,14 @@ class Follower:
             try:
                 outcome = await self._stream_once()
             except _RunUnknown:
-                raise self._lost("the runner does not know the run (it restarted or lost it)")
+                raise self._lost(
+                    "the runner does not know the run (it restarted or lost it)"
+                ) from None
             except (httpx.TransportError, httpx.HTTPStatusError) as err:
                 self._check_deadline(err)
-                await asyncio.sleep(RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)])
+                await asyncio.sleep(
+                    RECONNECT_BACKOFF_S[min(failures, len(RECONNECT_BACKOFF_S) - 1)]
+                )
                 failures += 1
                 continue
             if outcome is not None:
@@ -198,7 +203,8 @@ class Follower:
         if not batch:
             return
         async with self._db.begin() as session:
-            await insert_events(session, self._inp.project_id, self._inp.run_id, batch)
+            added = await insert_events(session, self._inp.project_id, self._inp.run_id, batch)
+        metrics.events_persisted(added)
         self._progress.cursor = batch[-1].seq
         batch.clear()
         activity.heartbeat(self._progress)

@@ -6,7 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from store.writes import upsert_interaction, upsert_run
-from workflows.types import InteractionRecord, RecordRunInput
+from tether import metrics
+from workflows.types import InteractionRecord, RecordRunInput, RunStatus
 
 
 class StoreActivities:
@@ -20,8 +21,15 @@ class StoreActivities:
         """Upsert the run row (newer versions only) and append its status transition."""
         async with self._db.begin() as session:
             await upsert_run(session, inp.state, inp.transition)
+        if inp.transition is not None:  # counted once the write committed
+            status = inp.transition.status
+            if status == RunStatus.DISPATCHING:
+                metrics.run_started(inp.state.agent)
+            elif status.is_terminal:
+                metrics.run_finished(inp.state.agent, status.value)
 
     @activity.defn
     async def record_interaction(self, record: InteractionRecord) -> None:
         async with self._db.begin() as session:
             await upsert_interaction(session, record)
+        metrics.interaction_recorded()

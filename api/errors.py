@@ -40,6 +40,8 @@ def from_temporal(err: Exception) -> ApiError | None:
         details = cause.details[0] if cause.details else {}
         if cause.type == ErrorType.SESSION_BUSY:
             return ApiError(409, "session_busy", cause.message, details)
+        if cause.type == ErrorType.IDEMPOTENCY_CONFLICT:
+            return ApiError(409, "idempotency_conflict", cause.message, details)
     if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
         return ApiError(409, "run_not_active", "the run is no longer active")
     return None

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, metrics
 from api.routes import agents, health, interactions, runs, sessions
 from store.db import create_engine, session_factory
 from tether.settings import Settings, get_settings
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    metrics.install(app)
     for module in (runs, sessions, interactions, agents, health):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,3 +85,16 @@ class AgentView(BaseModel):
 
 class AgentListView(BaseModel):
     agents: list[AgentView]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionView]
+    next_cursor: str | None = None
+
+
+class ActiveRunView(RunView):
+    """The session's active run and where to pick up its stream."""
+
+    cursor: int
+    stream_url: str
+    last_activity_at: datetime

@@ -37,7 +37,9 @@ async def run_event_stream(
             # Status first: the run is recorded as ended only after its last event was
             # persisted, so "ended and nothing new" means the transcript is complete.
             run = await queries.get_run(session, project_id, run_id)
-            events = await queries.list_events(session, project_id, run_id, after=cursor, limit=PAGE)
+            events = await queries.list_events(
+                session, project_id, run_id, after=cursor, limit=PAGE
+            )
         for event in events:
             yield format_event(event.seq, event.type.value, event.model_dump_json())
             cursor = event.seq

@@ -36,7 +36,7 @@ from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def bare_round_trips(client: Client, runs: int) -> list[float]:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runner.acp import acp_agents
 from runner.agents import AGENTS, AgentSpec
 from runner.protocol import ErrorInfo, ErrorResponse
 from runner.routes import RunnerError, router
@@ -50,17 +51,27 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, code, str(exc.detail), exc.headers)
 
 
+def default_agents(settings: Settings) -> dict[str, AgentSpec]:
+    """The Python agents and the configured ACP agents; a name may mean only one of them."""
+    configured = acp_agents(settings)
+    clashes = sorted(set(configured) & set(AGENTS))
+    if clashes:
+        raise ValueError(f"ACP agents named like Python agents: {', '.join(clashes)}")
+    return {**AGENTS, **configured}
+
+
 def create_app(
     settings: Settings | None = None, agents: Mapping[str, AgentSpec] | None = None
 ) -> FastAPI:
-    """Build a runner app hosting ``agents`` (default: every agent in ``runner.agents``).
+    """Build a runner app hosting ``agents`` (default: every agent in ``runner.agents`` and
+    the ACP agents the settings configure, see ``runner/acp/config.py``).
 
     Runs live in the app's ``RunRegistry`` (``app.state.registry``); finished runs are swept
     after ``settings.runner_retention_s``, and shutdown stops every agent still running.
     """
     settings = settings or get_settings()
     registry = RunRegistry(
-        AGENTS if agents is None else agents,
+        default_agents(settings) if agents is None else agents,
         replica_id=settings.runner_replica_id,
         retention_s=settings.runner_retention_s,
         # Well inside the time the orchestrator waits for run.cancelled after asking.

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from runner.agents.base import AgentContext, AgentResult, AgentSpec
+from runner.agents.base import AgentContext, AgentError, AgentResult, AgentSpec
 from runner.protocol import EventType
 
 if TYPE_CHECKING:
@@ -32,17 +32,18 @@ async def execute_agent(run: Run, spec: AgentSpec, ctx: AgentContext) -> None:
             run.finish_cancelled()
             return
         log.info("run %s: agent %s failed: %r", run.run_id, spec.name, exc)
+        details = exc.details if isinstance(exc, AgentError) else {}
         run.finish(
             EventType.RUN_FAILED,
-            {"error": {"type": type(exc).__name__, "message": str(exc)}},
+            {"error": {"type": type(exc).__name__, "message": str(exc), **details}},
         )
-        return
-    if run.cancel_requested:
-        # The agent saw ctx.cancelled and returned early.
-        run.finish_cancelled()
         return
     if isinstance(result, str):  # tolerated: an agent that only has an output
         result = AgentResult(output=result)
+    if run.cancel_requested or result.stop_reason == "cancelled":
+        # The agent saw ctx.cancelled and returned early, or stopped its turn as cancelled.
+        run.finish_cancelled()
+        return
     run.finish(
         EventType.RUN_COMPLETED,
         {"output": result.output, "stop_reason": result.stop_reason},

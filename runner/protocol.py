@@ -13,6 +13,15 @@ HTTP + NDJSON. Every call carries ``Authorization: Bearer <runner token>``.
 | ``GET /v1/agents``                                    | ``AgentList``                           |
 
 Golden fixtures for every record live in ``runner/fixtures``; both sides test against them.
+
+Agent sessions: an agent with a session of its own (an ACP agent's ``sessionId``) reports it as
+``agent_session_id`` in the data of its terminal event (``run.completed``, ``run.failed`` or
+``run.cancelled``). The orchestrator keeps it on the Tether session and sends it back as
+``DispatchRequest.agent_session_id`` on the session's next run, so the agent resumes its own
+history (ACP ``session/load``) where it can. An ACP run also reports the agent's ``initialize``
+answer in a ``log`` event (``message`` ``"acp agent initialized"``, see
+``runner/fixtures/event_log_acp_initialized.json``); ``run.started`` is sent before the agent
+process starts, so it cannot carry it.
 """
 
 from __future__ import annotations
@@ -91,6 +100,21 @@ class DispatchRequest(_Wire):
     input: Any = None
     attempt: int = 1
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # The agent's own session from the previous run of this session (the ``agent_session_id``
+    # of that run's terminal event); None for a first run or an agent without sessions.
+    agent_session_id: str | None = None
+
+
+AGENT_SESSION_ID = "agent_session_id"
+"""Key of the agent's own session ID in the data of terminal events."""
+
+
+def agent_session_id_of(event: RunEvent) -> str | None:
+    """The agent's own session ID carried by a terminal event, if any."""
+    if event.type not in TERMINAL_EVENTS:
+        return None
+    value = event.data.get(AGENT_SESSION_ID)
+    return value if isinstance(value, str) and value else None
 
 
 class RunStartedData(_Wire):

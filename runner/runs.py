@@ -16,6 +16,7 @@ from typing import Any
 from runner.agents.base import AgentContext, AgentSpec
 from runner.execute import execute_agent
 from runner.protocol import (
+    AGENT_SESSION_ID,
     TERMINAL_EVENTS,
     DispatchRequest,
     EventType,
@@ -49,7 +50,9 @@ class UnknownInteractionError(KeyError):
 class Run:
     """One run: an append-only transcript (``seq`` from 1, no gaps) plus its live state."""
 
-    def __init__(self, run_id: str, agent: str, session_id: str) -> None:
+    def __init__(
+        self, run_id: str, agent: str, session_id: str, cooperative_cancel: bool = False
+    ) -> None:
         self.run_id = run_id
         self.agent = agent
         self.session_id = session_id
@@ -58,6 +61,9 @@ class Run:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self.cancel_reason: str | None = None
+        self.cancel_event = asyncio.Event()
+        self.cooperative_cancel = cooperative_cancel
+        self.agent_session_id: str | None = None  # the agent's own session, if it has one
         self.finished_at: float | None = None  # time.monotonic(), for retention
         self._pending: dict[str, asyncio.Future[InteractionReply]] = {}
         self._resolved: set[str] = set()
@@ -121,6 +127,8 @@ class Run:
         # Questions nobody will wait for any more are closed, so none stays pending forever.
         for interaction_id in list(self._pending):
             self.resolve_interaction(interaction_id, InteractionReply(outcome="cancelled"))
+        if self.agent_session_id is not None:
+            data = {**data, AGENT_SESSION_ID: self.agent_session_id}
         self.append(type, data)
         self.status = _FINAL_STATUS[type]
         self.finished_at = time.monotonic()
@@ -131,21 +139,35 @@ class Run:
 
         Pending interactions resolve as cancelled, the agent task gets ``CancelledError`` and
         the run ends with ``run.cancelled``; an agent that ignores it past ``grace_s`` is ended
-        for it, so the stream still ends.
+        for it, so the stream still ends. A cooperative agent is not interrupted: it sees
+        ``cancel_event`` and winds down itself, and is interrupted only past ``grace_s``.
         """
         if self.finished or self.cancel_requested:
             return False
         self.cancel_requested = True
         self.cancel_reason = reason
+        # Set before the interactions resolve, so a cooperative agent learns of the cancel
+        # before it sees its questions answered "cancelled".
+        self.cancel_event.set()
         for interaction_id in list(self._pending):
             self.resolve_interaction(interaction_id, InteractionReply(outcome="cancelled"))
-        if self.task is not None:
-            self.task.cancel()
-        asyncio.get_running_loop().call_later(grace_s, self.finish_cancelled)
+        loop = asyncio.get_running_loop()
+        if self.cooperative_cancel:
+            loop.call_later(grace_s, self._force_cancel)
+        else:
+            if self.task is not None:
+                self.task.cancel()
+            loop.call_later(grace_s, self.finish_cancelled)
         return True
 
     def finish_cancelled(self) -> None:
         self.finish(EventType.RUN_CANCELLED, {"reason": self.cancel_reason})
+
+    def _force_cancel(self) -> None:
+        """A cooperative agent did not wind down within the grace: end the run and interrupt it."""
+        self.finish_cancelled()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def follow(self, after: int, keepalive_s: float) -> AsyncIterator[StreamRecord]:
         """Every event with ``seq > after``, then live ones; a keepalive after each idle
@@ -214,7 +236,7 @@ class RunRegistry:
         spec = self.agents.get(request.agent)
         if spec is None:
             raise UnknownAgentError(request.agent)
-        run = Run(request.run_id, request.agent, request.session_id)
+        run = Run(request.run_id, request.agent, request.session_id, spec.cooperative_cancel)
         started = RunStartedData(
             replica_id=self.replica_id, agent=request.agent, attempt=request.attempt
         )

@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -68,15 +78,34 @@ class Project(Base):
 
 
 class SessionRow(Base):
+    """A session and what it is doing now.
+
+    ``status``, ``active_run_id``, ``run_count`` and ``last_run_id`` are derived from the
+    session's runs by ``store.writes.upsert_run`` in the transaction that writes a run, so
+    sessions can be filtered and ordered in SQL.
+    """
+
     __tablename__ = "sessions"
 
     session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(128), index=True)
+    project_id: Mapped[str] = mapped_column(String(128))
     agent: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
+    # Last activity: the newest ``updated_at`` of the session's runs.
     updated_at: Mapped[datetime]
     last_run_id: Mapped[str | None] = mapped_column(String(64))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    status: Mapped[str] = mapped_column(String(32), server_default="idle")
+    active_run_id: Mapped[str | None] = mapped_column(String(64))
+    run_count: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (
+        # Keyset pages in either order; session_id breaks ties.
+        Index(None, "project_id", "updated_at", "session_id"),
+        Index(None, "project_id", "created_at", "session_id"),
+        # "What is waiting for a human?": the busy statuses are rare, the index finds them.
+        Index(None, "project_id", "status", "updated_at", "session_id"),
+    )
 
 
 class Run(Base):
@@ -109,11 +138,39 @@ class Run(Base):
     # Bumped on every projection; a write with an older version is ignored, so a retried
     # activity can never move a run back in time.
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Fingerprint of the request that created the run (an idempotent retry must match it).
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
+    # Every listing is project-scoped, so every index starts with project_id; run_id last
+    # makes each one serve the keyset order ``(key, run_id)`` straight from the index.
     __table_args__ = (
+        # One per order of ``list_runs`` (scanned backwards for desc).
         Index(None, "project_id", "created_at", "run_id"),
+        Index(None, "project_id", "updated_at", "run_id"),
+        Index(None, "project_id", "ended_at", "run_id"),
+        # Order by status, and "status = x" newest first.
+        Index(None, "project_id", "status", "created_at", "run_id"),
+        # Filters selective enough that walking an order index would visit most rows.
         Index(None, "project_id", "session_id", "created_at"),
-        Index(None, "project_id", "status", "created_at"),
+        Index(None, "project_id", "agent", "created_at", "run_id"),
+        Index(
+            None,
+            "project_id",
+            "trigger_id",
+            "created_at",
+            "run_id",
+            postgresql_where=text("trigger_id IS NOT NULL"),
+            sqlite_where=text("trigger_id IS NOT NULL"),
+        ),
+        # Idempotent starts: the run a key already made in the session.
+        Index(
+            None,
+            "project_id",
+            "session_id",
+            "idempotency_key",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
 

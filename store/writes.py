@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, null, select, update
+from sqlalchemy import func, null, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runner.protocol import AgentList, RunEvent
 from store.db import dialect_insert
-from store.models import AgentRow, Interaction, Run, RunStatusHistory, SessionRow, TranscriptEvent
+from store.models import AgentRow, Interaction, Run, RunStatusHistory, TranscriptEvent
+from store.session_writes import lock_session, refresh_session
 from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
 
 # Fixed when the run is created; a later projection never rewrites them, so a run keeps its
@@ -25,7 +26,6 @@ _RUN_IDENTITY = frozenset({"run_id", "project_id", "session_id", "created_at"})
 # Core tables, not ORM entities: rows are keyed by column name ("metadata", not "metadata_")
 # and the statements stay plain INSERT ... ON CONFLICT.
 _runs = Run.__table__
-_sessions = SessionRow.__table__
 _history = RunStatusHistory.__table__
 _events = TranscriptEvent.__table__
 _interactions = Interaction.__table__
@@ -73,25 +73,39 @@ def _run_row(state: RunState) -> dict[str, Any]:
 
 
 async def upsert_run(
-    session: AsyncSession, state: RunState, transition: StatusTransition | None = None
+    session: AsyncSession,
+    state: RunState,
+    transition: StatusTransition | None = None,
+    *,
+    request_hash: str | None = None,
 ) -> None:
     """Project ``state`` to ``runs`` (and its session), plus ``transition`` to the history.
 
     The run row is only overwritten by a state whose ``version`` is at least the stored one,
-    so a retried, stale write never moves a run back. The history row is keyed by
-    ``(run_id, transition.seq)`` and written once. A pending interaction that has no row yet is
-    recorded as pending, so ``get_run`` can always show what the run waits for.
+    so a retried, stale write never moves a run back. ``request_hash`` (the fingerprint of the
+    request that created the run) is kept from the first write that has one and never
+    overwritten. The session's derived columns (``store.session_writes``) are refreshed in the
+    same transaction. The history row is keyed by ``(run_id, transition.seq)`` and written
+    once. A pending interaction that has no row yet is recorded as pending, so ``get_run`` can
+    always show what the run waits for.
     """
+    # Session first: its row lock orders concurrent writers of the same session.
+    await lock_session(session, state)
     row = _run_row(state)
+    # Read from the state too, should the run state ever carry the fingerprint itself.
+    row["request_hash"] = request_hash or getattr(state, "request_hash", None)
     stmt = dialect_insert(session, _runs).values(row)
     excluded = stmt.excluded
+    set_: dict[str, Any] = {name: excluded[name] for name in row if name not in _RUN_IDENTITY}
+    # Set once: a later projection that does not carry the fingerprint must not erase it.
+    set_["request_hash"] = func.coalesce(_runs.c.request_hash, excluded.request_hash)
     stmt = stmt.on_conflict_do_update(
         index_elements=[_runs.c.run_id],
-        set_={name: excluded[name] for name in row if name not in _RUN_IDENTITY},
+        set_=set_,
         where=_runs.c.version <= excluded.version,
     )
     await session.execute(stmt)
-    await _upsert_session(session, state)
+    await refresh_session(session, state.project_id, state.session_id)
     if state.pending_interaction is not None:
         await _record_pending(session, state, state.pending_interaction)
     if transition is not None:
@@ -106,42 +120,6 @@ async def upsert_run(
         await session.execute(
             history.on_conflict_do_nothing(index_elements=[_history.c.run_id, _history.c.seq])
         )
-
-
-async def _upsert_session(session: AsyncSession, state: RunState) -> None:
-    # The newest run of the session, whatever order the projections arrive in (a queued run
-    # can be written before the active one finishes).
-    newest_run: ColumnElement[Any] = (
-        select(_runs.c.run_id)
-        .where(_runs.c.project_id == state.project_id, _runs.c.session_id == state.session_id)
-        .order_by(_runs.c.created_at.desc(), _runs.c.run_id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    stmt = dialect_insert(session, _sessions).values(
-        session_id=state.session_id,
-        project_id=state.project_id,
-        agent=state.agent,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        last_run_id=state.run_id,
-        metadata={},
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_sessions.c.session_id],
-        set_={
-            # Last activity only moves forward: a stale write keeps the later time.
-            "updated_at": case(
-                (_sessions.c.updated_at < stmt.excluded.updated_at, stmt.excluded.updated_at),
-                else_=_sessions.c.updated_at,
-            ),
-            "last_run_id": newest_run,
-        },
-        # Session IDs are global (like the workflow ID ``session-{id}``): a run of another
-        # project that reuses one must not rewrite this project's session.
-        where=_sessions.c.project_id == stmt.excluded.project_id,
-    )
-    await session.execute(stmt)
 
 
 async def _record_pending(

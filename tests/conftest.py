@@ -81,9 +81,7 @@ def stack(sqlite_stack: Stack) -> Stack:
 
 
 @pytest.fixture
-async def own_stack(
-    temporal_address: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
+async def own_stack(temporal_address: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """A stack of this test's own, for tests that kill its processes."""
     async for stack in _stack("sqlite", temporal_address, tmp_path):
         yield stack

@@ -25,6 +25,7 @@ TEST_SETTINGS = {
     "TETHER_RUNNER_KEEPALIVE_S": "0.5",
     "TETHER_CANCEL_GRACE_S": "3",
     "TETHER_API_STREAM_POLL_S": "0.05",
+    "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
 }
 
 
@@ -55,8 +56,17 @@ class Stack:
         self.worker = Service("worker", [py, "-m", "worker"], self.env, logs / "worker.log")
         self.api = Service(
             "api",
-            [py, "-m", "uvicorn", "--factory", "api.main:app", "--port", str(self.api_port),
-             "--log-level", "warning"],
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:app",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                "warning",
+            ],
             self.env,
             logs / "api.log",
         )
@@ -97,7 +107,9 @@ class Stack:
         return httpx.AsyncClient(base_url=self.api_url, timeout=30.0)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {s.name}\n{s.tail(60)}" for s in (self.runner, self.worker, self.api))
+        return "\n".join(
+            f"--- {s.name}\n{s.tail(60)}" for s in (self.runner, self.worker, self.api)
+        )
 
 
 async def wait_for_run(

@@ -110,7 +110,10 @@ async def test_concurrent_answers_first_wins_rest_recorded_ignored(stack: Stack)
         url = f"/v1/interactions/{interaction['interaction_id']}/respond"
         answers = [{"option_id": "allow"}, {"option_id": "deny"}] * 3
         responses = await asyncio.gather(
-            *(client.post(url, json={"response": a, "responder": f"r{i}"}) for i, a in enumerate(answers))
+            *(
+                client.post(url, json={"response": a, "responder": f"r{i}"})
+                for i, a in enumerate(answers)
+            )
         )
         assert all(r.status_code in (202, 409) for r in responses)
         accepted = sum(r.status_code == 202 for r in responses)

@@ -15,7 +15,9 @@ async def test_worker_sigkill_mid_run_loses_and_duplicates_nothing(own_stack: St
     for i in range(60):
         steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.05}]
     async with own_stack.client() as client:
-        started = await client.post("/v1/runs", json={"agent": "scripted", "input": {"steps": steps}})
+        started = await client.post(
+            "/v1/runs", json={"agent": "scripted", "input": {"steps": steps}}
+        )
         assert started.status_code == 202, started.text
         run_id = started.json()["run_id"]
         # Let it stream for a while, then kill the worker without warning.

@@ -28,6 +28,7 @@ FIXTURES = Path(protocol.__file__).parent / "fixtures"
 
 MODELS: dict[str, type[BaseModel]] = {
     "dispatch_request": DispatchRequest,
+    "dispatch_request_resume": DispatchRequest,
     "keepalive": KeepAlive,
     "interaction_reply": InteractionReply,
     "interaction_reply_expired": InteractionReply,

@@ -41,7 +41,9 @@ async def test_cancel_while_running(stack: Stack) -> None:
         run = await _start(client, "scripted", _slow_steps(200, 0.05))
         run_id = run["run_id"]
         await wait_for_run(client, run_id, {"running"})
-        response = await client.post(f"/v1/runs/{run_id}/cancel", json={"reason": "changed my mind"})
+        response = await client.post(
+            f"/v1/runs/{run_id}/cancel", json={"reason": "changed my mind"}
+        )
         assert response.status_code == 202, response.text
         done = await wait_for_run(client, run_id, FINAL)
         assert done["status"] == "cancelled"
@@ -88,9 +90,7 @@ async def test_interaction_expires_and_agent_decides(stack: Stack) -> None:
 async def test_second_run_on_busy_session_is_409(stack: Stack) -> None:
     session = f"busy-{uuid.uuid4().hex[:8]}"
     async with stack.client() as client:
-        first = await client.post(
-            f"/v1/sessions/{session}/runs", json={"agent": "approval-demo"}
-        )
+        first = await client.post(f"/v1/sessions/{session}/runs", json={"agent": "approval-demo"})
         assert first.status_code == 202
         second = await client.post(f"/v1/sessions/{session}/runs", json={"agent": "echo"})
         assert second.status_code == 409, second.text

@@ -62,14 +62,27 @@ def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
     py = sys.executable
     api = f"http://{settings.api_host}:{settings.api_port}"
     return [
-        (Service("runner", [py, "-m", "runner"], {}, logs / "runner.log"),
-         settings.runner_base_url + "/healthz"),
+        (
+            Service("runner", [py, "-m", "runner"], {}, logs / "runner.log"),
+            settings.runner_base_url + "/healthz",
+        ),
         (Service("worker", [py, "-m", "worker"], {}, logs / "worker.log"), ""),
         (
             Service(
                 "api",
-                [py, "-m", "uvicorn", "--factory", "api.main:app", "--host", settings.api_host,
-                 "--port", str(settings.api_port), "--log-level", "warning"],
+                [
+                    py,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "api.main:app",
+                    "--host",
+                    settings.api_host,
+                    "--port",
+                    str(settings.api_port),
+                    "--log-level",
+                    "warning",
+                ],
                 {},
                 logs / "api.log",
             ),
@@ -102,8 +115,9 @@ async def run_dev(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    temporal = Service("temporal", temporal_argv(settings, data / "temporal.db"), {},
-                       logs / "temporal.log")
+    temporal = Service(
+        "temporal", temporal_argv(settings, data / "temporal.db"), {}, logs / "temporal.log"
+    )
     services = [temporal]
     try:
         print(f"starting Temporal dev server on {settings.temporal_address} ...", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import uuid_utils
@@ -17,6 +18,12 @@ def new_run_id() -> str:
 
 def new_session_id() -> str:
     return f"s_{uuid_utils.uuid7().hex}"
+
+
+def session_for_key(project_id: str, idempotency_key: str) -> str:
+    """The session of an idempotent ``POST /v1/runs``: the same key always lands in it."""
+    digest = hashlib.sha256(f"{project_id}\x00{idempotency_key}".encode()).hexdigest()
+    return f"s_key_{digest[:32]}"
 
 
 def is_valid_session_id(value: str) -> bool:

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Linux: the child gets SIGTERM if its parent dies, so a killed supervisor leaves no orphans."""
+    """Linux: the child gets SIGTERM when its parent dies: a killed supervisor leaves no orphans."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

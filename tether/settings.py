@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     runner_replica_id: str = "runner-1"
     runner_keepalive_s: float = 5.0
     runner_retention_s: float = 3600.0
+    # ACP agents (see runner/acp/config.py for the entry format). Entries of the JSON setting
+    # override entries of the file, which override the built-in ``acp-demo``.
+    runner_agents_file: Path | None = None  # a .json or .toml file of ACP agent entries
+    runner_agents_json: str = ""  # the same entries as JSON text (a list, or {"agents": [...]})
+    runner_acp_start_timeout_s: float = 120.0  # spawn to session ready (initialize, session/*)
+    runner_acp_cancel_grace_s: float = 2.0  # wait for stopReason "cancelled" before SIGTERM
+    runner_acp_kill_grace_s: float = 1.0  # wait after SIGTERM before SIGKILL
+    runner_acp_coalesce_s: float = 0.05  # message chunks become one message.delta per interval
+    runner_acp_stderr_bytes: int = 64 * 1024  # the agent's stderr kept (the tail), per run
+    # The worker's Prometheus endpoint (Temporal SDK metrics and Tether's); port 0 turns it off.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
 
     # Tenancy: every row and workflow carries a project; API keys will pick it later.
     default_project_id: str = "default"
@@ -47,6 +59,9 @@ class Settings(BaseSettings):
     follow_heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
     cancel_grace_s: float = 10.0
+    # Continue-as-new a session's execution past this many history events (0: when Temporal
+    # suggests it). Tests lower it to exercise the hand-over.
+    history_events_limit: int = 0
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:

@@ -8,6 +8,7 @@ from enum import StrEnum
 class ErrorType(StrEnum):
     SESSION_BUSY = "SessionBusy"
     SESSION_CLOSING = "SessionClosing"
+    IDEMPOTENCY_CONFLICT = "IdempotencyConflict"
     UNKNOWN_AGENT = "UnknownAgent"
     RUNNER_LOST = "RunnerLost"
     RUNNER_REJECTED = "RunnerRejected"

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from runner.protocol import InteractionOption, InteractionReply, RunEvent
+from runner.protocol import InteractionOption, InteractionReply
 
 
 class RunStatus(StrEnum):
@@ -43,10 +43,16 @@ class FailureReason(StrEnum):
     AGENT_ERROR = "agent_error"
     UNKNOWN_AGENT = "unknown_agent"
     CANCELLED_BY_USER = "cancelled_by_user"
+    INTERRUPTED = "interrupted"  # a newer run of the session took over
+    INTERNAL_ERROR = "internal_error"
 
 
 class MultitaskStrategy(StrEnum):
-    REJECT = "reject"
+    """What a new run does when its session is busy."""
+
+    REJECT = "reject"  # 409 with the active run's ID
+    ENQUEUE = "enqueue"  # wait as ``queued``; start when the runs before it ended
+    INTERRUPT = "interrupt"  # cancel the active run (reason ``interrupted``), then start
 
 
 class RunPolicy(BaseModel):
@@ -58,6 +64,8 @@ class RunPolicy(BaseModel):
     heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
     cancel_grace_s: float = 10.0
+    # Continue-as-new once the history is this long (0: only when Temporal suggests it).
+    history_events_limit: int = 0
 
 
 class RunSpec(BaseModel):
@@ -74,13 +82,9 @@ class RunSpec(BaseModel):
     trigger_id: str | None = None
     created_at: datetime
     policy: RunPolicy = Field(default_factory=RunPolicy)
-
-
-class SessionInput(BaseModel):
-    """Input of ``SessionRunWorkflow``; runs arrive by the ``submit`` update."""
-
-    session_id: str
-    project_id: str
+    # Fingerprint of the request that made the run: the same idempotency key with another
+    # request is a conflict, not a duplicate.
+    request_hash: str | None = None
 
 
 class PendingInteraction(BaseModel):
@@ -215,6 +219,7 @@ class RecordRunInput(BaseModel):
 
     state: RunState
     transition: StatusTransition | None = None
+    request_hash: str | None = None
 
 
 class InteractionRecord(BaseModel):
@@ -236,10 +241,33 @@ class InteractionRecord(BaseModel):
     ignored_responses: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class PersistEventsInput(BaseModel):
-    run_id: str
+class CarriedRun(BaseModel):
+    """One run as the workflow holds it; carried across continue-as-new."""
+
+    spec: RunSpec
+    state: RunState
+    transitions: int = 0  # status transitions recorded so far
+    interactions: list[InteractionRecord] = Field(default_factory=list)
+
+
+class SessionInput(BaseModel):
+    """Input of ``SessionRunWorkflow``.
+
+    A fresh session gets its first run by the ``submit`` update. A continued execution gets
+    the run it was in the middle of (``active``) and the runs waiting behind it (``queue``).
+    """
+
+    session_id: str
     project_id: str
-    events: list[RunEvent]
+    active: CarriedRun | None = None
+    queue: list[CarriedRun] = Field(default_factory=list)
+
+
+class SubmitResult(BaseModel):
+    """What ``submit`` answers: the run, and whether it already existed (idempotent retry)."""
+
+    state: RunState
+    duplicate: bool = False
 
 
 class CatalogInput(BaseModel):

@@ -33,5 +33,7 @@ async def readyz(db: DbDep, temporal: TemporalDep) -> JSONResponse:
     except Exception as err:
         checks["temporal"] = f"error: {err}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

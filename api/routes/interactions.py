@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from temporalio.service import RPCError
 
 from api.deps import DbDep, ProjectDep, TemporalDep
-from api.errors import ApiError, from_temporal, not_found
+from api.errors import ApiError, not_found
 from api.schemas import Accepted, InteractionList, InteractionView, ResponseCreate
+from api.workflow_client import signal_respond
 from store import queries
-from tether.temporal import session_workflow_id
-from workflows.session_run import SessionRunWorkflow
 from workflows.types import InteractionRecord, RespondSignal
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
@@ -32,7 +30,9 @@ async def list_interactions(
     rows = await queries.list_interactions(
         db, project_id, status=status, session_id=session_id, run_id=run_id, limit=limit
     )
-    return InteractionList(interactions=[InteractionView.model_validate(r.model_dump()) for r in rows])
+    return InteractionList(
+        interactions=[InteractionView.model_validate(r.model_dump()) for r in rows]
+    )
 
 
 async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRecord:
@@ -43,7 +43,9 @@ async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRe
 
 
 @router.get("/{interaction_id}", response_model=InteractionView)
-async def get_interaction(interaction_id: str, db: DbDep, project_id: ProjectDep) -> InteractionView:
+async def get_interaction(
+    interaction_id: str, db: DbDep, project_id: ProjectDep
+) -> InteractionView:
     return InteractionView.model_validate((await _get(db, project_id, interaction_id)).model_dump())
 
 
@@ -56,7 +58,7 @@ def validate_response(record: InteractionRecord, response: dict) -> None:
             raise ApiError(
                 422,
                 "invalid_response",
-                f"answer with {{\"option_id\": ...}}, one of {option_ids}",
+                f'answer with {{"option_id": ...}}, one of {option_ids}',
                 {"options": option_ids, "response": response},
             )
         return
@@ -91,20 +93,11 @@ async def respond(
             {"status": record.status},
         )
     validate_response(record, body.response)
-    handle = temporal.get_workflow_handle_for(
-        SessionRunWorkflow.run, session_workflow_id(record.session_id)
-    )
-    signal = RespondSignal(
+    answer = RespondSignal(
         run_id=record.run_id,
         interaction_id=interaction_id,
         response=body.response,
         responder=body.responder,
     )
-    try:
-        await handle.signal(SessionRunWorkflow.respond, signal)
-    except RPCError as err:
-        mapped = from_temporal(err)
-        if mapped is None:
-            raise
-        raise mapped from err
+    await signal_respond(temporal, record.session_id, answer)
     return Accepted(run_id=record.run_id, interaction_id=interaction_id)

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from temporalio.service import RPCError
 
 from api.agents_catalog import require_agent
 from api.deps import DbDep, DbFactoryDep, ProjectDep, SettingsDep, TemporalDep
-from api.errors import ApiError, from_temporal, not_found
+from api.errors import ApiError, not_found
 from api.schemas import CancelCreate, EventList, HistoryView, RunCreate, RunList, RunView
 from api.sse import run_event_stream
-from api.submit import submit_run
+from api.workflow_client import request_hash, signal_cancel, submit_run
 from store import queries
-from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id
-from tether.temporal import session_workflow_id
-from workflows.session_run import SessionRunWorkflow
+from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
 from workflows.types import CancelSignal, RunPolicy, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -30,21 +27,16 @@ async def _start(
     session_id: str,
     body: RunCreate,
     idempotency_key: str | None,
+    response: Response,
     *,
     db: DbDep,
+    db_factory: DbFactoryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: str,
 ) -> RunView:
     await require_agent(db, body.agent)
-    policy = RunPolicy(
-        accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0,
-        dispatch_deadline_s=settings.dispatch_deadline_s,
-        runner_lost_timeout_s=settings.runner_lost_timeout_s,
-        heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
-        interaction_expiry_s=settings.interaction_expiry_s,
-        cancel_grace_s=settings.cancel_grace_s,
-    )
+    key = body.idempotency_key or idempotency_key
     spec = RunSpec(
         run_id=new_run_id(),
         session_id=session_id,
@@ -52,52 +44,93 @@ async def _start(
         agent=body.agent,
         input=body.input,
         multitask=body.multitask,
-        idempotency_key=body.idempotency_key or idempotency_key,
+        idempotency_key=key,
         metadata=body.metadata,
         created_at=datetime.now(UTC),
-        policy=policy,
+        policy=_policy(settings, body),
+        request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
     )
-    state = await submit_run(temporal, settings, spec)
-    return RunView.model_validate(state.model_dump())
+    result = await submit_run(temporal, db_factory, settings, spec)
+    if result.duplicate:
+        response.status_code = 200  # the run this key already made
+    return RunView.model_validate(result.state.model_dump())
 
 
-@router.post("/sessions/{session_id}/runs", status_code=202, response_model=RunView)
+# The fields that make two requests "the same request" for idempotency.
+FINGERPRINTED = {"agent", "input", "multitask", "metadata"}
+
+
+def _policy(settings: SettingsDep, body: RunCreate) -> RunPolicy:
+    return RunPolicy(
+        accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0,
+        dispatch_deadline_s=settings.dispatch_deadline_s,
+        runner_lost_timeout_s=settings.runner_lost_timeout_s,
+        heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
+        interaction_expiry_s=settings.interaction_expiry_s,
+        cancel_grace_s=settings.cancel_grace_s,
+        history_events_limit=settings.history_events_limit,
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/runs",
+    status_code=202,
+    response_model=RunView,
+    responses={200: {"model": RunView, "description": "the run this idempotency key made"}},
+)
 async def start_session_run(
     session_id: SessionIdPath,
     body: RunCreate,
+    response: Response,
     db: DbDep,
+    db_factory: DbFactoryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> RunView:
-    """Start a run in this session (created on first use)."""
+    """Start a run in this session (created on first use); ``multitask`` says what happens
+    if the session is busy."""
     return await _start(
         session_id,
         body,
         idempotency_key,
+        response,
         db=db,
+        db_factory=db_factory,
         temporal=temporal,
         settings=settings,
         project_id=project_id,
     )
 
 
-@router.post("/runs", status_code=202, response_model=RunView)
+@router.post(
+    "/runs",
+    status_code=202,
+    response_model=RunView,
+    responses={200: {"model": RunView, "description": "the run this idempotency key made"}},
+)
 async def start_run(
     body: RunCreate,
+    response: Response,
     db: DbDep,
+    db_factory: DbFactoryDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
     idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
 ) -> RunView:
-    """Start a run in a new session."""
+    """Start a run in a new session. With an idempotency key the session is derived from the
+    key, so a retry finds the run it made."""
+    key = body.idempotency_key or idempotency_key
+    session_id = session_for_key(project_id, key) if key else new_session_id()
     return await _start(
-        new_session_id(),
+        session_id,
         body,
         idempotency_key,
+        response,
         db=db,
+        db_factory=db_factory,
         temporal=temporal,
         settings=settings,
         project_id=project_id,
@@ -111,9 +144,15 @@ async def list_runs(
     session_id: str | None = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
     agent: str | None = None,
+    trigger_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    order_by: Literal["created_at", "updated_at", "ended_at", "status"] = "created_at",
+    direction: Literal["asc", "desc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> RunList:
+    """Runs, filtered and ordered; page with ``cursor`` = the previous ``next_cursor``."""
     try:
         runs, next_cursor = await queries.list_runs(
             db,
@@ -121,12 +160,21 @@ async def list_runs(
             session_id=session_id,
             statuses=[s.value for s in status] if status else None,
             agent=agent,
+            trigger_id=trigger_id,
+            created_after=created_after,
+            created_before=created_before,
+            order_by=order_by,
+            direction=direction,
             limit=limit,
             cursor=cursor,
         )
     except queries.InvalidCursor as err:
-        raise ApiError(422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}) from err
-    return RunList(runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor)
+        raise ApiError(
+            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
+        ) from err
+    return RunList(
+        runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor
+    )
 
 
 async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunView:
@@ -198,20 +246,12 @@ async def cancel_run(
     run = await _get_run(db, project_id, run_id)
     if run.status.is_terminal:
         raise ApiError(
-            409, "run_finished", f"run {run_id} already ended ({run.status.value})",
+            409,
+            "run_finished",
+            f"run {run_id} already ended ({run.status.value})",
             {"status": run.status.value},
         )
-    handle = temporal.get_workflow_handle_for(
-        SessionRunWorkflow.run, session_workflow_id(run.session_id)
+    await signal_cancel(
+        temporal, run.session_id, CancelSignal(run_id=run_id, reason=body.reason if body else None)
     )
-    try:
-        await handle.signal(
-            SessionRunWorkflow.cancel,
-            CancelSignal(run_id=run_id, reason=body.reason if body else None),
-        )
-    except RPCError as err:
-        mapped = from_temporal(err)
-        if mapped is None:
-            raise
-        raise mapped from err
     return run

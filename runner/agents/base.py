@@ -8,6 +8,7 @@ the run; cancellation arrives as ``asyncio.CancelledError`` at the agent's next 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -50,7 +51,14 @@ class AgentResult:
 
 
 class AgentError(Exception):
-    """Raise to fail the run; ``run.failed`` carries the class name as ``type``."""
+    """Raise to fail the run; ``run.failed`` carries the class name as ``type``.
+
+    ``details`` (JSON values) are added to the ``error`` object, e.g. a process's exit code.
+    """
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = dict(details or {})
 
 
 AgentFn = Callable[["AgentContext"], Awaitable[AgentResult]]
@@ -64,6 +72,10 @@ class AgentSpec:
     description: str
     run: AgentFn
     kind: Literal["python", "acp"] = "python"
+    # False: a cancel raises CancelledError in the agent at once. True: the agent watches
+    # ``ctx.wait_cancelled()`` and winds down itself (an ACP agent must be told with
+    # session/cancel and given time to answer); past the grace the runner cancels it anyway.
+    cooperative_cancel: bool = False
 
 
 AGENTS: dict[str, AgentSpec] = {}
@@ -96,11 +108,26 @@ class AgentContext:
         self.input: Any = request.input
         self.attempt = request.attempt
         self.metadata = request.metadata
+        # The agent's own session left by the previous run of this session, if any.
+        self.previous_agent_session_id = request.agent_session_id
 
     @property
     def cancelled(self) -> bool:
         """True once cancellation was requested; long loops without awaits should check it."""
         return self._run.cancel_requested
+
+    @property
+    def ended(self) -> bool:
+        """True once the run has its terminal event: nothing can be emitted any more."""
+        return self._run.finished
+
+    async def wait_cancelled(self) -> None:
+        """Return once cancellation is requested (for agents with ``cooperative_cancel``)."""
+        await self._run.cancel_event.wait()
+
+    def set_agent_session_id(self, agent_session_id: str | None) -> None:
+        """Record the agent's own session ID: the terminal event will carry it."""
+        self._run.agent_session_id = agent_session_id
 
     def emit(self, type: EventType | str, data: Mapping[str, Any] | None = None) -> RunEvent:
         """Append an event to the run's transcript and wake its followers.
@@ -130,6 +157,21 @@ class AgentContext:
         The runner does not time the interaction out itself: expiry is the orchestrator's
         durable timer, delivered here as outcome ``expired``.
         """
+        return await self.request_interaction(
+            kind, prompt, options, tool_call, expires_in, response_schema
+        )
+
+    def request_interaction(
+        self,
+        kind: Literal["permission", "input"],
+        prompt: str,
+        options: Iterable[InteractionOption | Mapping[str, Any]] = (),
+        tool_call: Mapping[str, Any] | None = None,
+        expires_in: float | None = None,
+        response_schema: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[InteractionReply]:
+        """``ask`` without the wait: ``interaction.requested`` is appended before this returns,
+        so a caller that must keep its events in order can ask without awaiting first."""
         request = InteractionRequested(
             interaction_id=f"int_{uuid.uuid4().hex}",
             kind=kind,
@@ -139,4 +181,4 @@ class AgentContext:
             expires_in=expires_in,
             response_schema=dict(response_schema) if response_schema is not None else None,
         )
-        return await self._run.open_interaction(request)
+        return self._run.open_interaction(request)

@@ -1,0 +1,405 @@
+"""RunDriver: moves one run through its states inside ``SessionRunWorkflow``.
+
+dispatching -> running <-> waiting_for_input -> completed | failed | cancelled
+
+Each step starts from the run's recorded status, so a run carried across continue-as-new
+resumes exactly where it was (following from its cursor, or waiting for the same human).
+Workflow code: deterministic, all I/O in activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.records import StoreActivities
+    from activities.runner_calls import RunActivities
+    from runner.protocol import InteractionReply
+    from tether import temporal as sa
+    from workflows import options
+    from workflows.errors import ErrorType
+    from workflows.types import (
+        CancelRunInput,
+        CancelSignal,
+        CarriedRun,
+        DeliverInput,
+        DispatchInput,
+        FailureReason,
+        FollowInput,
+        FollowOutcome,
+        InteractionRecord,
+        PendingInteraction,
+        RecordRunInput,
+        RespondSignal,
+        RunSpec,
+        RunState,
+        RunStatus,
+        StatusTransition,
+    )
+
+
+class RunEnded(Exception):
+    """Jump to the end of the run with a final status."""
+
+    def __init__(
+        self, status: RunStatus, reason: str | None = None, error: dict | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.error = status, reason, error
+
+
+class RunDriver:
+    def __init__(self, run: CarriedRun) -> None:
+        self.run = run
+        self.cancel: CancelSignal | None = None
+        self.answer: RespondSignal | None = None
+        self._interactions = {i.interaction_id: i for i in run.interactions}
+        self._unrecorded: set[str] = set()
+        self.recorded = run.transitions > 0  # the store has the run
+
+    @property
+    def spec(self) -> RunSpec:
+        return self.run.spec
+
+    @property
+    def state(self) -> RunState:
+        return self.run.state
+
+    def carry(self) -> CarriedRun:
+        """The run as it stands, for continue-as-new."""
+        return self.run.model_copy(update={"interactions": list(self._interactions.values())})
+
+    # ---- signals, delegated by the workflow ---------------------------------------------
+
+    def on_respond(self, answer: RespondSignal) -> None:
+        pending = self.state.pending_interaction
+        if self.answer is None and pending and pending.interaction_id == answer.interaction_id:
+            self.answer = answer
+            return
+        record = self._interactions.get(answer.interaction_id)
+        if record is not None:  # lost the race to an earlier answer: keep it on the record
+            record.ignored_responses.append(
+                {
+                    "response": answer.response,
+                    "responder": answer.responder,
+                    "at": workflow.now().isoformat(),
+                }
+            )
+            self._unrecorded.add(answer.interaction_id)
+
+    def on_cancel(self, request: CancelSignal) -> None:
+        if self.cancel is None and not self.state.status.is_terminal:
+            self.cancel = request
+
+    # ---- driving ------------------------------------------------------------------------
+
+    async def step(self) -> None:
+        """Advance the run by one state; call until the run is terminal."""
+        try:
+            status = self.state.status
+            if status in (RunStatus.QUEUED, RunStatus.DISPATCHING):
+                if status == RunStatus.QUEUED:
+                    await self.transition(RunStatus.DISPATCHING)
+                await self._dispatch()
+                await self.transition(RunStatus.RUNNING)
+            elif status == RunStatus.RUNNING:
+                await self._follow()
+            elif status == RunStatus.WAITING_FOR_INPUT:
+                await self._wait_for_human()
+        except RunEnded as end:
+            await self.finish(end.status, end.reason, error=end.error)
+        except ActivityError as err:
+            # A store projection failed past its retries: end visibly rather than look alive.
+            await self.finish(
+                RunStatus.FAILED, FailureReason.INTERNAL_ERROR, error={"message": str(err)}
+            )
+
+    async def _dispatch(self) -> None:
+        spec, state = self.spec, self.state
+        state.attempts["dispatch"] = state.attempts.get("dispatch", 0) + 1
+        workflow.set_current_details(f"Dispatching `{spec.agent}` to a runner")
+        handle = workflow.start_activity_method(
+            RunActivities.dispatch_run,
+            DispatchInput(
+                run_id=spec.run_id,
+                session_id=spec.session_id,
+                project_id=spec.project_id,
+                agent=spec.agent,
+                input=spec.input,
+                metadata=spec.metadata,
+            ),
+            summary=f"dispatch {spec.agent}",
+            **options.dispatch(spec.policy),
+        )
+        await self._until(handle.done)
+        if not handle.done():
+            handle.cancel()
+            await self._cancel_on_runner()
+        try:
+            result = await handle
+        except (ActivityError, asyncio.CancelledError) as err:
+            if _is_cancellation(err):
+                raise self._cancelled() from None
+            assert isinstance(err, ActivityError)
+            raise _dispatch_failure(err) from err
+        state.replica_id = result.replica_id
+        state.started_at = result.started_at
+
+    async def _follow(self) -> None:
+        spec, state = self.spec, self.state
+        state.attempts["follow"] = state.attempts.get("follow", 0) + 1
+        workflow.set_current_details(f"Running `{spec.agent}` (transcript at seq {state.last_seq})")
+        handle = workflow.start_activity_method(
+            RunActivities.follow_run,
+            FollowInput(
+                run_id=spec.run_id,
+                project_id=spec.project_id,
+                after_seq=state.last_seq,
+                runner_lost_timeout_s=spec.policy.runner_lost_timeout_s,
+            ),
+            summary=f"follow from seq {state.last_seq}",
+            **options.follow(spec.policy),
+        )
+        await self._until(handle.done)
+        if not handle.done():
+            await self._cancel_on_runner()
+            try:  # give the runner a moment to end the stream with run.cancelled
+                await workflow.wait_condition(
+                    handle.done, timeout=timedelta(seconds=spec.policy.cancel_grace_s)
+                )
+            except TimeoutError:
+                handle.cancel()
+        try:
+            outcome = await handle
+        except (ActivityError, asyncio.CancelledError) as err:
+            if _is_cancellation(err):
+                raise self._cancelled() from None
+            assert isinstance(err, ActivityError)
+            raise _runner_lost(err) from err
+        self._absorb(outcome)
+        await self.flush_interactions()
+        if outcome.kind == "ended":
+            status = outcome.ended_status or RunStatus.FAILED
+            reason = {RunStatus.FAILED: FailureReason.AGENT_ERROR.value}.get(status)
+            if status == RunStatus.CANCELLED:
+                reason = self._cancel_reason()
+            raise RunEnded(status, reason, error=outcome.error)
+        assert outcome.interaction is not None
+        await self._ask_human(outcome.interaction)
+
+    def _absorb(self, outcome: FollowOutcome) -> None:
+        state = self.state
+        state.last_seq = max(state.last_seq, outcome.last_seq)
+        state.events = state.last_seq
+        state.steps += outcome.steps
+        if outcome.usage:
+            state.usage = outcome.usage
+        if outcome.result is not None:
+            state.result = outcome.result
+
+    async def _ask_human(self, pending: PendingInteraction) -> None:
+        spec, state = self.spec, self.state
+        expires_at = pending.expires_at or (
+            pending.requested_at + timedelta(seconds=spec.policy.interaction_expiry_s)
+        )
+        pending = pending.model_copy(update={"expires_at": expires_at})
+        record = InteractionRecord(
+            interaction_id=pending.interaction_id,
+            run_id=spec.run_id,
+            session_id=spec.session_id,
+            project_id=spec.project_id,
+            kind=pending.kind,
+            prompt=pending.prompt,
+            options=pending.options,
+            tool_call=pending.tool_call,
+            response_schema=pending.response_schema,
+            status="pending",
+            requested_at=pending.requested_at,
+            expires_at=expires_at,
+        )
+        self._interactions[pending.interaction_id] = record
+        self.answer = None
+        state.pending_interaction = pending
+        state.paused_at = workflow.now()
+        await self._record_interaction(record)
+        await self.transition(RunStatus.WAITING_FOR_INPUT)
+
+    async def _wait_for_human(self) -> None:
+        spec, state = self.spec, self.state
+        pending = state.pending_interaction
+        assert pending is not None and pending.expires_at is not None
+        record = self._interactions[pending.interaction_id]
+        options_text = "/".join(o.option_id for o in pending.options) or "free text"
+        workflow.set_current_details(
+            f"Waiting for a human ({pending.kind}): {pending.prompt}\n\n"
+            f"Options: {options_text} · expires {pending.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        remaining = max(timedelta(0), pending.expires_at - workflow.now())
+        try:
+            await workflow.wait_condition(
+                lambda: self.answer is not None or self.cancel is not None, timeout=remaining
+            )
+        except TimeoutError:
+            pass
+
+        if self.answer is not None:
+            answer = self.answer
+            record.status, record.response, record.responder = (
+                "resolved",
+                answer.response,
+                answer.responder,
+            )
+            reply = InteractionReply(
+                outcome="answered", response=answer.response, responder=answer.responder
+            )
+        elif self.cancel is not None:
+            record.status, reply = "cancelled", InteractionReply(outcome="cancelled")
+        else:
+            record.status, reply = "expired", InteractionReply(outcome="expired")
+        record.resolved_at = workflow.now()
+        state.pending_interaction = None
+        state.paused_at = None
+        await self._record_interaction(record)
+
+        if record.status == "cancelled":
+            await self._cancel_on_runner()
+            await self._drain_after_cancel()
+            raise self._cancelled()
+        try:
+            await workflow.execute_activity_method(
+                RunActivities.deliver_response,
+                DeliverInput(run_id=spec.run_id, interaction_id=record.interaction_id, reply=reply),
+                summary=f"deliver {reply.outcome} {_answer_label(reply)}".strip(),
+                **options.runner_call(spec.policy),
+            )
+        except ActivityError as err:
+            raise _runner_lost(err) from err
+        await self.transition(RunStatus.RUNNING)
+
+    async def _drain_after_cancel(self) -> None:
+        """Persist what the runner sends until ``run.cancelled``, for a bounded time."""
+        spec, state = self.spec, self.state
+        try:
+            outcome = await workflow.execute_activity_method(
+                RunActivities.follow_run,
+                FollowInput(
+                    run_id=spec.run_id,
+                    project_id=spec.project_id,
+                    after_seq=state.last_seq,
+                    runner_lost_timeout_s=spec.policy.cancel_grace_s,
+                ),
+                summary=f"drain from seq {state.last_seq}",
+                **options.drain(spec.policy),
+            )
+        except ActivityError:
+            return  # cancelled either way; the runner may have dropped the run already
+        self._absorb(outcome)
+
+    async def _cancel_on_runner(self) -> None:
+        try:
+            await workflow.execute_activity_method(
+                RunActivities.cancel_run,
+                CancelRunInput(run_id=self.spec.run_id, reason=self._cancel_reason()),
+                summary="cancel on runner",
+                **options.cancel_call(self.spec.policy),
+            )
+        except ActivityError:
+            workflow.logger.warning("runner did not confirm the cancel of %s", self.spec.run_id)
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        await workflow.wait_condition(lambda: done() or self.cancel is not None)
+
+    async def finish(
+        self, status: RunStatus, reason: str | None, error: dict | None = None
+    ) -> None:
+        state = self.state
+        state.ended_at = workflow.now()
+        state.pending_interaction = None
+        state.paused_at = None
+        if error is not None:
+            state.error = error
+        for record in self._interactions.values():
+            if record.status == "pending":
+                record.status, record.resolved_at = "cancelled", state.ended_at
+                self._unrecorded.add(record.interaction_id)
+        await self.flush_interactions()
+        await self.transition(status, reason)
+        workflow.set_current_details(f"Run {status.value}" + (f": {reason}" if reason else ""))
+
+    # ---- projection ---------------------------------------------------------------------
+
+    async def transition(self, status: RunStatus, reason: str | None = None) -> None:
+        """Set the status and project the run (and the transition) to the store."""
+        state, now = self.state, workflow.now()
+        state.status, state.status_reason, state.updated_at = status, reason, now
+        state.version += 1
+        self.run.transitions += 1
+        workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status.value)])
+        await workflow.execute_activity_method(
+            StoreActivities.record_run,
+            RecordRunInput(
+                state=state,
+                transition=StatusTransition(
+                    seq=self.run.transitions, status=status, reason=reason, at=now
+                ),
+                request_hash=self.spec.request_hash,
+            ),
+            summary=f"record {status.value}",
+            **options.record(),
+        )
+        self.recorded = True
+
+    async def _record_interaction(self, record: InteractionRecord) -> None:
+        self._unrecorded.discard(record.interaction_id)
+        await workflow.execute_activity_method(
+            StoreActivities.record_interaction,
+            record,
+            summary=f"record interaction {record.status}",
+            **options.record(),
+        )
+
+    async def flush_interactions(self) -> None:
+        """Write interactions whose row is behind (answers that arrived too late to win)."""
+        for interaction_id in sorted(self._unrecorded):
+            await self._record_interaction(self._interactions[interaction_id])
+
+    def _cancel_reason(self) -> str:
+        if self.cancel is not None and self.cancel.reason:
+            return self.cancel.reason
+        return FailureReason.CANCELLED_BY_USER.value
+
+    def _cancelled(self) -> RunEnded:
+        return RunEnded(RunStatus.CANCELLED, self._cancel_reason())
+
+
+def _is_cancellation(err: BaseException) -> bool:
+    return isinstance(err, asyncio.CancelledError) or (
+        isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
+    )
+
+
+def _runner_lost(err: ActivityError) -> RunEnded:
+    cause = err.cause
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+    return RunEnded(RunStatus.FAILED, FailureReason.RUNNER_LOST, {"message": message})
+
+
+def _dispatch_failure(err: ActivityError) -> RunEnded:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_AGENT:
+        return RunEnded(RunStatus.FAILED, FailureReason.UNKNOWN_AGENT, {"message": cause.message})
+    return RunEnded(
+        RunStatus.FAILED,
+        FailureReason.DISPATCH_TIMEOUT,
+        {"message": f"no runner accepted the run within the dispatch deadline ({cause})"},
+    )
+
+
+def _answer_label(reply: InteractionReply) -> str:
+    response = reply.response or {}
+    return str(response.get("option_id") or response.get("text") or "")[:40]
