@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from runner.protocol import EventType, InteractionRequested, KeepAlive, RunEvent, parse_record
+from runner.protocol import (
+    EventType,
+    InteractionRequested,
+    KeepAlive,
+    RunEvent,
+    agent_session_id_of,
+    parse_record,
+)
 from store.writes import insert_events
 from tether import metrics
 from workflows.errors import ErrorType
@@ -160,7 +167,8 @@ class Follower:
         if event.type == EventType.TOOL_CALL:
             self._progress.steps += 1
         elif event.type == EventType.USAGE:
-            self._progress.usage = dict(event.data)
+            # Agents report usage in parts (context window mid-turn, tokens at the end).
+            self._progress.usage = {**self._progress.usage, **event.data}
 
     def _outcome_for(self, event: RunEvent) -> FollowOutcome | None:
         progress = self._progress
@@ -197,7 +205,14 @@ class Follower:
         error = event.data.get("error") if status == RunStatus.FAILED else None
         if error is not None and not isinstance(error, dict):
             error = {"message": str(error)}
-        return FollowOutcome(kind="ended", ended_status=status, result=result, error=error, **base)
+        return FollowOutcome(
+            kind="ended",
+            ended_status=status,
+            result=result,
+            error=error,
+            agent_session_id=agent_session_id_of(event),
+            **base,
+        )
 
     async def _flush(self, batch: list[RunEvent]) -> None:
         if not batch:

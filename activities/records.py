@@ -20,7 +20,7 @@ class StoreActivities:
     async def record_run(self, inp: RecordRunInput) -> None:
         """Upsert the run row (newer versions only) and append its status transition."""
         async with self._db.begin() as session:
-            await upsert_run(session, inp.state, inp.transition)
+            await upsert_run(session, inp.state, inp.transition, request_hash=inp.request_hash)
         if inp.transition is not None:  # counted once the write committed
             status = inp.transition.status
             if status == RunStatus.DISPATCHING:

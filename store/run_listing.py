@@ -15,7 +15,9 @@ Pagination guarantees (keyset on ``(order key, run_id)``, see ``store.keyset``):
   first with ``asc``, the same on SQLite and PostgreSQL.
 - ``status`` orders by the status name, then ``created_at``, then ``run_id``.
 
-Every filter and order is served by an index starting with ``project_id`` (``store.models``).
+Every filter and order is served by an index starting with ``project_id`` (``store.models``);
+a created range combined with an ``updated_at``/``ended_at`` order is planned by
+``_range_first``.
 """
 
 from __future__ import annotations
@@ -129,11 +131,13 @@ async def _range_first(
     Only asked for ``updated_at``/``ended_at`` orders with a created range. Those keys follow
     ``created_at`` closely (a run is updated and ends soon after it starts), so the range's
     runs sit together in the order index; the planner assumes they are spread evenly and
-    walks the index from its end, passing every run between that end and the range (70 ms at
-    100k runs for an old one-day range, against 2 ms range-first). The walk passes about the
-    runs created beyond the range on the side it starts from; sorting costs about the runs in
-    the range. Two capped counts tell which is smaller (range-first on a tie: it is bounded
-    by the range).
+    walks the index from its end, passing every run between that end and the range (35-85 ms
+    at 100k runs for an old one-day range on PostgreSQL, against ~10 ms range-first; see
+    ``bench/list_runs.py``). The walk passes about the runs created beyond the range on the
+    side it starts from; range-first reads and sorts the runs in the range. Two index-only
+    counts, capped at ``RANGE_PROBE_CAP``, tell which is fewer (range-first on a tie: it is
+    bounded by the range). A range of many thousand runs far from where the walk starts
+    stays slow either way (tens of ms at 100k runs): both read that many rows.
     """
     beyond: ColumnElement[bool] | None
     if direction == "desc":

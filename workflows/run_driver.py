@@ -198,9 +198,11 @@ class RunDriver:
         state.events = state.last_seq
         state.steps += outcome.steps
         if outcome.usage:
-            state.usage = outcome.usage
+            state.usage = {**state.usage, **outcome.usage}
         if outcome.result is not None:
             state.result = outcome.result
+        if outcome.agent_session_id:
+            state.agent_session_id = outcome.agent_session_id
 
     async def _ask_human(self, pending: PendingInteraction) -> None:
         spec, state = self.spec, self.state

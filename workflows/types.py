@@ -129,6 +129,8 @@ class RunState(BaseModel):
     error: dict[str, Any] | None = None
     pending_interaction: PendingInteraction | None = None
     replica_id: str | None = None
+    # The agent's own session (e.g. an ACP session ID), resumed by the session's next run.
+    agent_session_id: str | None = None
     attempts: dict[str, int] = Field(default_factory=dict)
     # Projection version: bumped on each state change so stale writes lose.
     version: int = 0
@@ -194,6 +196,7 @@ class FollowOutcome(BaseModel):
     ended_status: RunStatus | None = None
     result: RunResult | None = None
     error: dict[str, Any] | None = None
+    agent_session_id: str | None = None  # the agent's own session, to resume next run
 
 
 class DeliverInput(BaseModel):
