@@ -16,6 +16,7 @@ from runner.protocol import (
     RunStartedData,
     parse_record,
 )
+from store import queries
 from tether.settings import Settings
 from workflows.errors import ErrorType
 from workflows.types import (
@@ -53,7 +54,12 @@ class RunActivities:
 
         The connection is closed right after; the run goes on on the runner.
         """
+        async with self._db() as session:
+            agent_session_id = await queries.get_agent_session(
+                session, inp.project_id, inp.session_id, inp.agent
+            )
         request = DispatchRequest(
+            agent_session_id=agent_session_id,
             run_id=inp.run_id,
             session_id=inp.session_id,
             project_id=inp.project_id,

@@ -98,6 +98,9 @@ class SessionRow(Base):
     status: Mapped[str] = mapped_column(String(32), server_default="idle")
     active_run_id: Mapped[str | None] = mapped_column(String(64))
     run_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The agent's own session (e.g. ACP) and the agent it belongs to; the next run resumes it.
+    agent_session_id: Mapped[str | None] = mapped_column(String(256))
+    agent_session_agent: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         # Keyset pages in either order; session_id breaks ties.

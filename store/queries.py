@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runner.protocol import EventType, RunEvent
@@ -23,6 +23,7 @@ from store.queries_sessions import (
     SessionStatus,
     SessionSummary,
     get_active_run,
+    get_agent_session,
     get_session,
     list_sessions,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "encode_cursor",
     "find_run_by_idempotency_key",
     "get_active_run",
+    "get_agent_session",
     "get_interaction",
     "get_run",
     "get_session",
@@ -69,6 +71,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 # Transcript and history.
+
+
+async def last_event_seq(session: AsyncSession, project_id: str, run_id: str) -> int:
+    """The newest persisted ``seq`` of the run's transcript (0 if none): its stream cursor."""
+    stmt = select(func.max(TranscriptEvent.seq)).where(
+        TranscriptEvent.project_id == project_id, TranscriptEvent.run_id == run_id
+    )
+    return int((await session.scalar(stmt)) or 0)
 
 
 async def list_events(

@@ -166,3 +166,19 @@ async def get_active_run(
     stmt = runs_with_pending(project_id).where(Run.run_id == active_id)
     row = (await session.execute(stmt)).first()
     return None if row is None else run_state_from_row(row[0], row[1])
+
+
+async def get_agent_session(
+    session: AsyncSession, project_id: str, session_id: str, agent: str
+) -> str | None:
+    """The agent's own session ID left by an earlier run of ``agent`` in this session."""
+    row = (
+        await session.execute(
+            select(SessionRow.agent_session_id, SessionRow.agent_session_agent).where(
+                SessionRow.project_id == project_id, SessionRow.session_id == session_id
+            )
+        )
+    ).first()
+    if row is None or row.agent_session_agent != agent:
+        return None
+    return row.agent_session_id

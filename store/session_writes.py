@@ -112,3 +112,15 @@ async def refresh_session(session: AsyncSession, project_id: str, session_id: st
             status=status,
         )
     )
+
+
+async def remember_agent_session(session: AsyncSession, state: RunState) -> None:
+    """Keep the agent's own session ID on the session, for the next run of the same agent."""
+    await session.execute(
+        update(_sessions)
+        .where(
+            _sessions.c.project_id == state.project_id,
+            _sessions.c.session_id == state.session_id,
+        )
+        .values(agent_session_id=state.agent_session_id, agent_session_agent=state.agent)
+    )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from runner.protocol import AgentList, RunEvent
 from store.db import dialect_insert
 from store.models import AgentRow, Interaction, Run, RunStatusHistory, TranscriptEvent
-from store.session_writes import lock_session, refresh_session
+from store.session_writes import lock_session, refresh_session, remember_agent_session
 from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
 
 # Fixed when the run is created; a later projection never rewrites them, so a run keeps its
@@ -106,6 +106,8 @@ async def upsert_run(
     )
     await session.execute(stmt)
     await refresh_session(session, state.project_id, state.session_id)
+    if state.agent_session_id:
+        await remember_agent_session(session, state)
     if state.pending_interaction is not None:
         await _record_pending(session, state, state.pending_interaction)
     if transition is not None:

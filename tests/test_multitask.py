@@ -184,9 +184,11 @@ async def test_active_run_and_its_404(stack: Stack) -> None:
 
         run = (await _post(client, session, agent="scripted", input=WAITS)).json()
         await wait_for_pending_interaction(client, run["run_id"])
+        await wait_for_run(client, run["run_id"], {"waiting_for_input"})
         active = (await client.get(f"/v1/sessions/{session}/active-run")).json()
         assert active["run_id"] == run["run_id"]
-        assert active["cursor"] == active["last_seq"] > 0
+        events = (await client.get(f"/v1/runs/{run['run_id']}/events")).json()["events"]
+        assert active["cursor"] == events[-1]["seq"] > 0
         assert active["stream_url"].endswith(f"after={active['cursor']}")
         listed = (await client.get("/v1/sessions", params={"status": "waiting_for_input"})).json()
         assert session in [s["session_id"] for s in listed["sessions"]]

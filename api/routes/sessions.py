@@ -67,9 +67,11 @@ async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> 
             f"session {session_id!r} has no active run",
             {"session_id": session_id},
         )
+    # The transcript runs ahead of the run row (rows are written as events stream in).
+    cursor = max(run.last_seq, await queries.last_event_seq(db, project_id, run.run_id))
     return ActiveRunView(
         **run.model_dump(exclude={"duration_ms"}),
-        cursor=run.last_seq,
-        stream_url=f"/v1/runs/{run.run_id}/stream?after={run.last_seq}",
+        cursor=cursor,
+        stream_url=f"/v1/runs/{run.run_id}/stream?after={cursor}",
         last_activity_at=run.updated_at,
     )
