@@ -24,7 +24,13 @@ from store import queries
 from tether import temporal as sa
 from tether.settings import Settings
 from workflows.errors import ErrorType
-from workflows.session_run import SessionRunWorkflow, run_search_attributes
+from workflows.session_run import (
+    SessionRunWorkflow,
+    run_details,
+    run_memo,
+    run_search_attributes,
+    run_summary,
+)
 from workflows.types import (
     CancelSignal,
     RespondSignal,
@@ -89,7 +95,9 @@ async def submit_run(
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=run_search_attributes(spec),
-            static_summary=f"{spec.run_id} · {spec.agent} · session {spec.session_id}",
+            static_summary=run_summary(spec),
+            static_details=run_details(spec),
+            memo=run_memo(spec),
         )
         try:
             return await client.execute_update_with_start_workflow(

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Processes.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    public_api_url: str = (
+        ""  # how users reach the API (links in the Temporal UI); default: host+port
+    )
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
@@ -65,6 +68,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:
+        if not self.public_api_url:
+            self.public_api_url = f"http://{self.api_host}:{self.api_port}"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self

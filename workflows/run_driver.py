@@ -236,11 +236,7 @@ class RunDriver:
         pending = state.pending_interaction
         assert pending is not None and pending.expires_at is not None
         record = self._interactions[pending.interaction_id]
-        options_text = "/".join(o.option_id for o in pending.options) or "free text"
-        workflow.set_current_details(
-            f"Waiting for a human ({pending.kind}): {pending.prompt}\n\n"
-            f"Options: {options_text} · expires {pending.expires_at:%Y-%m-%d %H:%M:%S} UTC"
-        )
+        workflow.set_current_details(waiting_details(pending))
         remaining = max(timedelta(0), pending.expires_at - workflow.now())
         try:
             await workflow.wait_condition(
@@ -276,7 +272,7 @@ class RunDriver:
             await workflow.execute_activity_method(
                 RunActivities.deliver_response,
                 DeliverInput(run_id=spec.run_id, interaction_id=record.interaction_id, reply=reply),
-                summary=f"deliver {reply.outcome} {_answer_label(reply)}".strip(),
+                summary=_deliver_summary(reply),
                 **options.runner_call(spec.policy),
             )
         except ActivityError as err:
@@ -402,6 +398,20 @@ def _dispatch_failure(err: ActivityError) -> RunEnded:
     )
 
 
-def _answer_label(reply: InteractionReply) -> str:
+def _deliver_summary(reply: InteractionReply) -> str:
+    if reply.outcome != "answered":
+        return f"deliver {reply.outcome}"
     response = reply.response or {}
-    return str(response.get("option_id") or response.get("text") or "")[:40]
+    return f"deliver answer {str(response.get('option_id') or response.get('text') or '')[:40]}"
+
+
+def waiting_details(pending: PendingInteraction) -> str:
+    """What the run waits for, as an operator reads it in the Temporal UI."""
+    what = "approval" if pending.kind == "permission" else "input"
+    options = "/".join(o.option_id for o in pending.options)
+    expires = f"{pending.expires_at:%Y-%m-%d %H:%M} UTC" if pending.expires_at else "never"
+    lines = [f"**Waiting for {what}**: {pending.prompt}"]
+    if options:
+        lines.append(f"options {options}")
+    lines.append(f"expires {expires} · interaction `{pending.interaction_id}`")
+    return "\n\n".join(lines)

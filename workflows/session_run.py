@@ -212,6 +212,58 @@ class SessionRunWorkflow:
         return None
 
 
+def run_summary(spec: RunSpec) -> str:
+    """One line an operator reads in the workflow list: ``run_… · agent · session · trigger``."""
+    parts = [spec.run_id, spec.agent, f"session {spec.session_id}"]
+    if spec.trigger_id:
+        parts.append(f"trigger {spec.trigger_id}")
+    return " · ".join(parts)
+
+
+def run_links(spec: RunSpec) -> dict[str, str]:
+    base = f"{(spec.api_url or '').rstrip('/')}/v1/runs/{spec.run_id}"
+    return {
+        "run": base,
+        "events": f"{base}/events",
+        "stream": f"{base}/stream",
+        "history": f"{base}/history",
+        "session": f"{(spec.api_url or '').rstrip('/')}/v1/sessions/{spec.session_id}",
+    }
+
+
+def run_memo(spec: RunSpec) -> dict[str, object]:
+    return {"run_id": spec.run_id, "session_id": spec.session_id, "links": run_links(spec)}
+
+
+def run_details(spec: RunSpec) -> str:
+    """Markdown for the execution's details: what was asked, and where to look in the API."""
+    preview = spec.input if isinstance(spec.input, str) else repr(spec.input)
+    if len(preview) > 300:
+        preview = preview[:300] + "…"
+    links = run_links(spec)
+    lines = [
+        f"### Run `{spec.run_id}`",
+        f"- agent: `{spec.agent}`",
+        f"- session: `{spec.session_id}`",
+        f"- project: `{spec.project_id}`",
+        f"- multitask: `{spec.multitask.value}`",
+    ]
+    if spec.trigger_id:
+        lines.append(f"- trigger: `{spec.trigger_id}`")
+    lines += [
+        "",
+        "**Input**",
+        "",
+        "```",
+        preview,
+        "```",
+        "",
+        f"[run]({links['run']}) · [transcript]({links['events']}) · "
+        f"[live stream]({links['stream']}) · [status history]({links['history']})",
+    ]
+    return "\n".join(lines)
+
+
 def _queued_state(spec: RunSpec, now) -> RunState:  # type: ignore[no-untyped-def]
     return RunState(
         run_id=spec.run_id,

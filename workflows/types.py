@@ -85,6 +85,8 @@ class RunSpec(BaseModel):
     # Fingerprint of the request that made the run: the same idempotency key with another
     # request is a conflict, not a duplicate.
     request_hash: str | None = None
+    # The API's public base URL, for links in the Temporal UI (memo, details).
+    api_url: str | None = None
 
 
 class PendingInteraction(BaseModel):

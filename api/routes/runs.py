@@ -49,6 +49,7 @@ async def _start(
         created_at=datetime.now(UTC),
         policy=_policy(settings, body),
         request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
+        api_url=settings.public_api_url,
     )
     result = await submit_run(temporal, db_factory, settings, spec)
     if result.duplicate:
