@@ -338,7 +338,9 @@ class RunDriver:
         state.version += 1
         self.run.transitions += 1
         workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status.value)])
-        await workflow.execute_activity_method(
+        # Local activities: a store write is short and idempotent, and running it inside the
+        # workflow task saves a round trip through the server per state change.
+        await workflow.execute_local_activity_method(
             StoreActivities.record_run,
             RecordRunInput(
                 state=state,
@@ -354,7 +356,7 @@ class RunDriver:
 
     async def _record_interaction(self, record: InteractionRecord) -> None:
         self._unrecorded.discard(record.interaction_id)
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             StoreActivities.record_interaction,
             record,
             summary=f"record interaction {record.status}",
