@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,15 +22,10 @@ from pathlib import Path
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareWorkflow
-from store.db import migrate
-from tests.stack import Stack
-from tether.procs import venv_binary
-from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
+from tests.stack import Stack, standalone_stack
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -75,37 +69,17 @@ async def tether_handshakes(stack: Stack, runs: int) -> tuple[list[float], dict[
 
 
 async def main(runs: int) -> dict:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-            await migrate(url)
-            stack = Stack(
-                temporal_address=env.client.service_client.config.target_host,
-                database_url=url,
-                workdir=Path(tmp),
-            )
-            await stack.start()
-            try:
-                # Interleave the two measurements so machine noise hits both alike.
-                tether: list[float] = []
-                bare: list[float] = []
-                statuses: dict[str, int] = {}
-                for _ in range(2):
-                    t, s = await tether_handshakes(stack, runs // 2)
-                    tether += t
-                    for k, v in s.items():
-                        statuses[k] = statuses.get(k, 0) + v
-                    bare += await bare_round_trips(env.client, runs // 2)
-            finally:
-                stack.stop()
-    finally:
-        await env.shutdown()
+    async with standalone_stack() as (env, stack):
+        # Interleave the two measurements so machine noise hits both alike.
+        tether: list[float] = []
+        bare: list[float] = []
+        statuses: dict[str, int] = {}
+        for _ in range(2):
+            samples, seen = await tether_handshakes(stack, runs // 2)
+            tether += samples
+            for status, count in seen.items():
+                statuses[status] = statuses.get(status, 0) + count
+            bare += await bare_round_trips(env.client, runs // 2)
 
     result = {
         "when": datetime.now(UTC).isoformat(),

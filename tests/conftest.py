@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.fixtures_db import migrated_database
-from tests.stack import Stack
-from tether.procs import venv_binary
-from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
+from tests.stack import Stack, start_temporal
 
 pytest_plugins = ["tests.fixtures_db"]
 
@@ -21,12 +18,7 @@ pytest_plugins = ["tests.fixtures_db"]
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server, tuned as the dev stack runs it, on a free port."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
-    )
+    env = await start_temporal()
     try:
         yield env
     finally:

@@ -9,17 +9,11 @@ them may still be in flight somewhere).
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from store.db import migrate
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
-from tether.procs import venv_binary
-from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
+from tests.stack import Stack, standalone_stack, wait_for_pending_interaction, wait_for_run
 
 HISTORIES = Path(__file__).parent / "histories"
 FINAL = {"completed", "failed", "cancelled"}
@@ -59,7 +53,9 @@ async def _scenarios(stack: Stack) -> dict[str, str]:
         session = "record-queue"
         ask = {"steps": [{"ask": {"kind": "input", "prompt": "go?"}}]}
         first = (
-            await client.post(f"/v1/sessions/{session}/runs", json={"agent": "scripted", "input": ask})
+            await client.post(
+                f"/v1/sessions/{session}/runs", json={"agent": "scripted", "input": ask}
+            )
         ).json()
         await wait_for_pending_interaction(client, first["run_id"])
         queued = (
@@ -98,32 +94,12 @@ async def _write(client: Client, name: str, session_id: str) -> None:
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'record.db'}"
-            await migrate(url)
-            stack = Stack(
-                temporal_address=env.client.service_client.config.target_host,
-                database_url=url,
-                workdir=Path(tmp),
-            )
-            await stack.start()
-            try:
-                sessions = await _scenarios(stack)
-            finally:
-                stack.stop()
-            await asyncio.sleep(1.0)  # visibility catches up
-            HISTORIES.mkdir(exist_ok=True)
-            for name, session_id in sessions.items():
-                await _write(env.client, name, session_id)
-    finally:
-        await env.shutdown()
+    async with standalone_stack() as (env, stack):
+        sessions = await _scenarios(stack)
+        await asyncio.sleep(1.0)  # visibility catches up
+        HISTORIES.mkdir(exist_ok=True)
+        for name, session_id in sessions.items():
+            await _write(env.client, name, session_id)
 
 
 if __name__ == "__main__":

