@@ -24,8 +24,14 @@ async def _post(client: httpx.AsyncClient, session: str, **body: object) -> http
     return await client.post(f"/v1/sessions/{session}/runs", json=body)
 
 
-async def _answer(client: httpx.AsyncClient, run_id: str, text: str = "yes") -> None:
+async def _answer(
+    client: httpx.AsyncClient, run_id: str, text: str = "yes", prompt: str | None = None
+) -> None:
+    """Answer the run's pending interaction (the one asking ``prompt``, if given)."""
     interaction = await wait_for_pending_interaction(client, run_id)
+    while prompt is not None and interaction["prompt"] != prompt:
+        await asyncio.sleep(0.05)  # the previous answer's resolution is not recorded yet
+        interaction = await wait_for_pending_interaction(client, run_id)
     response = await client.post(
         f"/v1/interactions/{interaction['interaction_id']}/respond",
         json={"response": {"text": text}},
@@ -218,8 +224,7 @@ async def test_continue_as_new_keeps_queue_and_state(
                     await _post(client, session, agent="echo", input="after", multitask="enqueue")
                 ).json()
                 for i in range(4):
-                    await _answer(client, first["run_id"], text=f"a{i}")
-                    await asyncio.sleep(0.2)
+                    await _answer(client, first["run_id"], text=f"a{i}", prompt=f"q{i}")
                 done = await wait_for_run(client, first["run_id"], FINAL)
                 assert done["status"] == "completed", stack.logs()
                 assert done["result"]["output"] == "a3"

@@ -90,3 +90,18 @@ def cancel_call(policy: RunPolicy) -> dict[str, Any]:
             non_retryable_error_types=[ErrorType.RUNNER_LOST],
         ),
     }
+
+
+def trigger_submit() -> dict[str, Any]:
+    """A firing's update-with-start: retried (e.g. while the session closes its last run)
+    for a bounded time; an idempotency conflict cannot heal."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": timedelta(minutes=10),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=200),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=10),
+            non_retryable_error_types=[ErrorType.IDEMPOTENCY_CONFLICT],
+        ),
+    }

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities.records import StoreActivities
@@ -22,8 +24,16 @@ with workflow.unsafe.imports_passed_through():
     from runner.protocol import InteractionReply
     from tether import temporal as sa
     from workflows import options
-    from workflows.errors import ErrorType
+    from workflows.run_outcomes import (
+        RunEnded,
+        deliver_summary,
+        dispatch_failure,
+        is_cancellation,
+        runner_lost,
+        waiting_details,
+    )
     from workflows.types import (
+        RUN_FINISHED_SIGNAL,
         CancelRunInput,
         CancelSignal,
         CarriedRun,
@@ -36,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         PendingInteraction,
         RecordRunInput,
         RespondSignal,
+        RunFinished,
         RunSpec,
         RunState,
         RunStatus,
@@ -43,21 +54,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-class RunEnded(Exception):
-    """Jump to the end of the run with a final status."""
-
-    def __init__(
-        self, status: RunStatus, reason: str | None = None, error: dict | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.error = status, reason, error
+T = TypeVar("T")
 
 
 class RunDriver:
     def __init__(self, run: CarriedRun) -> None:
         self.run = run
-        self.cancel: CancelSignal | None = None
-        self.answer: RespondSignal | None = None
+        self.cancel: CancelSignal | None = run.cancel
+        self.answer: RespondSignal | None = run.answer
         self._interactions = {i.interaction_id: i for i in run.interactions}
         self._unrecorded: set[str] = set()
         self.recorded = run.transitions > 0  # the store has the run
@@ -72,7 +76,13 @@ class RunDriver:
 
     def carry(self) -> CarriedRun:
         """The run as it stands, for continue-as-new."""
-        return self.run.model_copy(update={"interactions": list(self._interactions.values())})
+        return self.run.model_copy(
+            update={
+                "interactions": list(self._interactions.values()),
+                "answer": self.answer,
+                "cancel": self.cancel,
+            }
+        )
 
     # ---- signals, delegated by the workflow ---------------------------------------------
 
@@ -140,13 +150,7 @@ class RunDriver:
         if not handle.done():
             handle.cancel()
             await self._cancel_on_runner()
-        try:
-            result = await handle
-        except (ActivityError, asyncio.CancelledError) as err:
-            if _is_cancellation(err):
-                raise self._cancelled() from None
-            assert isinstance(err, ActivityError)
-            raise _dispatch_failure(err) from err
+        result = await self._outcome_of(handle, dispatch_failure)
         state.replica_id = result.replica_id
         state.started_at = result.started_at
 
@@ -174,13 +178,7 @@ class RunDriver:
                 )
             except TimeoutError:
                 handle.cancel()
-        try:
-            outcome = await handle
-        except (ActivityError, asyncio.CancelledError) as err:
-            if _is_cancellation(err):
-                raise self._cancelled() from None
-            assert isinstance(err, ActivityError)
-            raise _runner_lost(err) from err
+        outcome = await self._outcome_of(handle, runner_lost)
         self._absorb(outcome)
         await self.flush_interactions()
         if outcome.kind == "ended":
@@ -272,11 +270,11 @@ class RunDriver:
             await workflow.execute_activity_method(
                 RunActivities.deliver_response,
                 DeliverInput(run_id=spec.run_id, interaction_id=record.interaction_id, reply=reply),
-                summary=_deliver_summary(reply),
+                summary=deliver_summary(reply),
                 **options.runner_call(spec.policy),
             )
         except ActivityError as err:
-            raise _runner_lost(err) from err
+            raise runner_lost(err) from err
         await self.transition(RunStatus.RUNNING)
 
     async def _drain_after_cancel(self) -> None:
@@ -309,6 +307,18 @@ class RunDriver:
         except ActivityError:
             workflow.logger.warning("runner did not confirm the cancel of %s", self.spec.run_id)
 
+    async def _outcome_of(
+        self, handle: ActivityHandle[T], failure: Callable[[ActivityError], RunEnded]
+    ) -> T:
+        """The activity's result; its failure or cancellation as the way the run ends."""
+        try:
+            return await handle
+        except (ActivityError, asyncio.CancelledError) as err:
+            if is_cancellation(err):
+                raise self._cancelled() from None
+            assert isinstance(err, ActivityError)
+            raise failure(err) from err
+
     async def _until(self, done: Callable[[], bool]) -> None:
         await workflow.wait_condition(lambda: done() or self.cancel is not None)
 
@@ -327,7 +337,27 @@ class RunDriver:
                 self._unrecorded.add(record.interaction_id)
         await self.flush_interactions()
         await self.transition(status, reason)
+        await self._notify_finished()
         workflow.set_current_details(f"Run {status.value}" + (f": {reason}" if reason else ""))
+
+    async def _notify_finished(self) -> None:
+        """Tell the workflow that asked (a trigger firing) how the run ended."""
+        target = self.spec.notify_workflow_id
+        if not target:
+            return
+        state = self.state
+        finished = RunFinished(
+            run_id=state.run_id,
+            status=state.status,
+            status_reason=state.status_reason,
+            error=state.error,
+        )
+        try:
+            await workflow.get_external_workflow_handle(target).signal(
+                RUN_FINISHED_SIGNAL, finished
+            )
+        except Exception:  # the run ended all the same; the firing also polls the store
+            workflow.logger.warning("could not tell %s that %s ended", target, state.run_id)
 
     # ---- projection ---------------------------------------------------------------------
 
@@ -375,45 +405,3 @@ class RunDriver:
 
     def _cancelled(self) -> RunEnded:
         return RunEnded(RunStatus.CANCELLED, self._cancel_reason())
-
-
-def _is_cancellation(err: BaseException) -> bool:
-    return isinstance(err, asyncio.CancelledError) or (
-        isinstance(err, ActivityError) and isinstance(err.cause, CancelledError)
-    )
-
-
-def _runner_lost(err: ActivityError) -> RunEnded:
-    cause = err.cause
-    message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-    return RunEnded(RunStatus.FAILED, FailureReason.RUNNER_LOST, {"message": message})
-
-
-def _dispatch_failure(err: ActivityError) -> RunEnded:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_AGENT:
-        return RunEnded(RunStatus.FAILED, FailureReason.UNKNOWN_AGENT, {"message": cause.message})
-    return RunEnded(
-        RunStatus.FAILED,
-        FailureReason.DISPATCH_TIMEOUT,
-        {"message": f"no runner accepted the run within the dispatch deadline ({cause})"},
-    )
-
-
-def _deliver_summary(reply: InteractionReply) -> str:
-    if reply.outcome != "answered":
-        return f"deliver {reply.outcome}"
-    response = reply.response or {}
-    return f"deliver answer {str(response.get('option_id') or response.get('text') or '')[:40]}"
-
-
-def waiting_details(pending: PendingInteraction) -> str:
-    """What the run waits for, as an operator reads it in the Temporal UI."""
-    what = "approval" if pending.kind == "permission" else "input"
-    options = "/".join(o.option_id for o in pending.options)
-    expires = f"{pending.expires_at:%Y-%m-%d %H:%M} UTC" if pending.expires_at else "never"
-    lines = [f"**Waiting for {what}**: {pending.prompt}"]
-    if options:
-        lines.append(f"options {options}")
-    lines.append(f"expires {expires} · interaction `{pending.interaction_id}`")
-    return "\n\n".join(lines)

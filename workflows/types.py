@@ -87,6 +87,9 @@ class RunSpec(BaseModel):
     request_hash: str | None = None
     # The API's public base URL, for links in the Temporal UI (memo, details).
     api_url: str | None = None
+    # A workflow to signal ``run_finished`` (``RunFinished``) when the run ends: the trigger
+    # firing that submitted it, so its delivery ends with the run's outcome.
+    notify_workflow_id: str | None = None
 
 
 class PendingInteraction(BaseModel):
@@ -159,6 +162,19 @@ class RespondSignal(BaseModel):
 class CancelSignal(BaseModel):
     run_id: str
     reason: str | None = None
+
+
+# Sent by the run's workflow to ``RunSpec.notify_workflow_id`` when the run ends.
+RUN_FINISHED_SIGNAL = "run_finished"
+
+
+class RunFinished(BaseModel):
+    """A run's final outcome, as signalled to the workflow that asked to be told."""
+
+    run_id: str
+    status: RunStatus
+    status_reason: str | None = None
+    error: dict[str, Any] | None = None
 
 
 # Activities.
@@ -253,6 +269,9 @@ class CarriedRun(BaseModel):
     state: RunState
     transitions: int = 0  # status transitions recorded so far
     interactions: list[InteractionRecord] = Field(default_factory=list)
+    # Signals received but not acted on yet: an answer or a cancel must survive the hand-over.
+    answer: RespondSignal | None = None
+    cancel: CancelSignal | None = None
 
 
 class SessionInput(BaseModel):
