@@ -14,12 +14,14 @@ from temporalio.worker import Worker
 from activities.catalog import CatalogActivities
 from activities.records import StoreActivities
 from activities.runner_calls import RunActivities
+from activities.triggers import TriggerActivities
 from store.db import create_engine, session_factory
 from tether.metrics import install_worker_runtime, pending_interactions_gauge
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
 from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id
 from workflows.session_run import SessionRunWorkflow
+from workflows.trigger_firing import TriggerFiringWorkflow
 from workflows.types import CatalogInput
 
 log = logging.getLogger("tether.worker")
@@ -48,10 +50,11 @@ async def run_worker(settings: Settings) -> None:
         runs = RunActivities(db, http, settings)
         records = StoreActivities(db)
         catalog = CatalogActivities(db, http, settings)
+        triggers = TriggerActivities(db, client, settings)
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[SessionRunWorkflow, AgentCatalogWorkflow],
+            workflows=[SessionRunWorkflow, AgentCatalogWorkflow, TriggerFiringWorkflow],
             activities=[
                 runs.dispatch_run,
                 runs.follow_run,
@@ -60,6 +63,11 @@ async def run_worker(settings: Settings) -> None:
                 records.record_run,
                 records.record_interaction,
                 catalog.sync_agents,
+                triggers.start_delivery,
+                triggers.submit_firing,
+                triggers.record_delivery,
+                triggers.run_outcome,
+                triggers.cancel_target_run,
             ],
         )
         stop = asyncio.Event()

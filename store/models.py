@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -240,3 +241,67 @@ class AgentRow(Base):
     available: Mapped[bool] = mapped_column(default=True)
     replica_id: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime]
+
+
+class TriggerRow(Base):
+    """A trigger's configuration, written by the API. Deleting a trigger keeps its row
+    (``deleted_at``) so firings still running can finish their deliveries."""
+
+    __tablename__ = "triggers"
+
+    trigger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))  # schedule | webhook
+    # The target: ``workflows.trigger_types.TriggerTarget`` as JSON.
+    target: Mapped[dict[str, Any]]
+    schedule: Mapped[dict[str, Any] | None]
+    webhook: Mapped[dict[str, Any] | None]
+    # Kept in clear: verifying an HMAC needs the key itself (unlike API keys, kept hashed).
+    webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    paused: Mapped[bool] = mapped_column(default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "project_id", "created_at", "trigger_id"),)
+
+
+class TriggerDeliveryRow(Base):
+    """One firing of a trigger: its event, its run and how the run ended. Written by the
+    firing workflow's activities only; one per ``(trigger_id, event_id)``."""
+
+    __tablename__ = "trigger_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(16))  # schedule | webhook
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[dict[str, Any] | None]
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    firing_workflow_id: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[Any] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "event_id"),
+        # Newest first, optionally by status, keyset on delivery_id.
+        # Named: the conventional names would pass PostgreSQL's 63-character limit.
+        Index(
+            "ix_trigger_deliveries_listing", "project_id", "trigger_id", "created_at", "delivery_id"
+        ),
+        Index(
+            "ix_trigger_deliveries_status_listing",
+            "project_id",
+            "trigger_id",
+            "status",
+            "created_at",
+            "delivery_id",
+        ),
+    )

@@ -75,11 +75,10 @@ async def test_a_waiting_run_reads_well_in_the_ui(stack: Stack, temporal_client:
         if event.HasField("activity_task_scheduled_event_attributes"):
             payload = event.user_metadata.summary
             summaries.append((await temporal_client.data_converter.decode([payload], [str]))[0])
-    assert summaries[0] == "record dispatching"
-    assert "dispatch approval-demo" in summaries
-    assert "follow from seq 0" in summaries
+    # Store projections are local activities (markers); the runner calls are listed in order.
+    assert summaries[:2] == ["dispatch approval-demo", "follow from seq 0"]
     assert "deliver answer allow" in summaries
-    assert summaries[-1] == "record completed"
+    assert summaries[-1].startswith("follow from seq ")
 
 
 async def test_readme_queries_find_failed_runs_of_an_agent_today(

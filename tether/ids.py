@@ -28,3 +28,40 @@ def session_for_key(project_id: str, idempotency_key: str) -> str:
 
 def is_valid_session_id(value: str) -> bool:
     return bool(_session_id_re.match(value))
+
+
+# Triggers. A firing's IDs are derived from its trigger and event ID, so every duplicate of a
+# firing (a re-sent webhook, a retried activity) names the same delivery, run and session.
+
+
+def new_trigger_id() -> str:
+    return f"trg_{uuid_utils.uuid7().hex}"
+
+
+def _firing_digest(trigger_id: str, event_id: str) -> str:
+    return hashlib.sha256(f"{trigger_id}\x00{event_id}".encode()).hexdigest()
+
+
+def delivery_id_for(trigger_id: str, event_id: str) -> str:
+    return f"dlv_{_firing_digest(trigger_id, event_id)[:32]}"
+
+
+def firing_run_id(trigger_id: str, event_id: str) -> str:
+    """The run a firing starts (``run_`` + 32 hex digits, like every run ID's length)."""
+    return f"run_{_firing_digest(trigger_id, event_id)[32:]}"
+
+
+def firing_session_id(trigger_id: str, event_id: str) -> str:
+    """The new session of a firing whose trigger starts one per firing."""
+    return f"{trigger_id}-{_firing_digest(trigger_id, event_id)[:16]}"
+
+
+def firing_workflow_id(trigger_id: str, event_id: str | None = None) -> str:
+    """``firing-{trigger}-{event}``. Without an event: the schedule action's ID, to which
+    Temporal appends the scheduled time (``…-2026-01-01T00:05:00Z``)."""
+    base = f"firing-{trigger_id}"
+    return base if event_id is None else f"{base}-{event_id}"
+
+
+def schedule_id(trigger_id: str) -> str:
+    return f"trigger-{trigger_id}"

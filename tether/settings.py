@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464
 
+    # Webhook triggers: how far a signed timestamp may be from now (the replay window), and
+    # the largest body accepted.
+    webhook_tolerance_s: float = 300.0
+    webhook_max_body_bytes: int = 256 * 1024
+
     # Tenancy: every row and workflow carries a project; API keys will pick it later.
     default_project_id: str = "default"
 

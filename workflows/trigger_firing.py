@@ -5,10 +5,11 @@ Its workflow ID is the firing's business key: ``firing-{trigger}-{event}`` for a
 for a schedule (Temporal appends the scheduled time). A duplicate firing is therefore the
 same workflow, and its IDs (delivery, run, session) are derived from the same key.
 
-It records the delivery, submits the run to the target session, and stays until the run
-ends (the run's workflow signals ``run_finished``; the store is polled as a fallback) to
-record the run's outcome on the delivery. Staying also makes a schedule's overlap policy
-apply to runs: ``skip`` fires nothing while the previous firing's run is still going.
+It records the delivery (store writes are local activities, like the run's projections),
+submits the run to the target session, and stays until the run ends (the run's workflow
+signals ``run_finished``; the store is polled as a fallback) to record the run's outcome on
+the delivery. Staying also makes a schedule's overlap policy apply to runs: ``skip`` fires
+nothing while the previous firing's run is still going.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.triggers import TriggerActivities
-    from tether import temporal as sa
     from workflows import options
     from workflows.trigger_types import (
         CancelTargetInput,
@@ -57,7 +57,7 @@ class TriggerFiringWorkflow:
     async def run(self, inp: FiringInput) -> DeliveryOutcome:
         info = workflow.info()
         event_id, fired_at = _event(inp)
-        plan = await workflow.execute_activity_method(
+        plan = await workflow.execute_local_activity_method(
             TriggerActivities.start_delivery,
             StartDeliveryInput(
                 trigger_id=inp.trigger_id,
@@ -78,9 +78,6 @@ class TriggerFiringWorkflow:
                 status=DeliveryStatus.REJECTED,
                 status_reason=plan.rejected.value,
             )
-        workflow.upsert_search_attributes(
-            [sa.RUN_ID.value_set(plan.run_id), sa.SESSION_ID.value_set(plan.session_id)]
-        )
         try:
             return await self._fire(inp, plan, event_id)
         except (asyncio.CancelledError, ActivityError) as err:
@@ -151,7 +148,9 @@ class TriggerFiringWorkflow:
             **options.record(),
         )
         try:
-            await workflow.wait_condition(lambda: plan.run_id in self._finished, timeout=CANCEL_WAIT)
+            await workflow.wait_condition(
+                lambda: plan.run_id in self._finished, timeout=CANCEL_WAIT
+            )
         except TimeoutError:
             await self._poll_outcome(inp, plan)
         finished = self._finished.get(plan.run_id)
@@ -164,7 +163,7 @@ class TriggerFiringWorkflow:
         self._finished.setdefault(done.run_id, done)
 
     async def _poll_outcome(self, inp: FiringInput, plan: FiringPlan) -> None:
-        found = await workflow.execute_activity_method(
+        found = await workflow.execute_local_activity_method(
             TriggerActivities.run_outcome,
             RunOutcomeInput(project_id=inp.project_id, run_id=plan.run_id),
             summary=f"read outcome of {plan.run_id}",
@@ -195,7 +194,8 @@ class TriggerFiringWorkflow:
             details = {**(details or {}), "message": message}
         await self._record(inp, plan, status, reason, details, run=run)
         workflow.set_current_details(
-            f"Delivery {status.value}" + (f": {reason}" if reason else "")
+            f"Delivery {status.value}"
+            + (f": {reason}" if reason else "")
             + (f" · run `{plan.run_id}`" if run else "")
         )
         return DeliveryOutcome(
@@ -215,7 +215,7 @@ class TriggerFiringWorkflow:
         *,
         run: bool = True,
     ) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             TriggerActivities.record_delivery,
             DeliveryUpdate(
                 delivery_id=plan.delivery_id,

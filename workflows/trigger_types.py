@@ -71,12 +71,12 @@ class TriggerTarget(BaseModel):
     agent: str = Field(min_length=1, max_length=128)
     input: Any = None
     session_id: str | None = Field(
-        None,
+        default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
         description="Run every firing in this session; null: a new session per firing.",
     )
     multitask: MultitaskStrategy = Field(
-        MultitaskStrategy.REJECT,
+        default=MultitaskStrategy.REJECT,
         description="What a firing does while the fixed session is busy: `reject` records the "
         "delivery `rejected` (session_busy), `enqueue` queues the run, `interrupt` cancels "
         "the active run.",
@@ -93,15 +93,17 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cron: list[str] = Field(default_factory=list, description="e.g. `*/5 * * * *`")
-    interval_s: float | None = Field(None, ge=1, description="fire every N seconds")
-    interval_offset_s: float | None = Field(None, ge=0)
-    time_zone: str | None = Field(None, description="IANA name for cron, e.g. `Europe/Paris`")
+    interval_s: float | None = Field(default=None, ge=1, description="fire every N seconds")
+    interval_offset_s: float | None = Field(default=None, ge=0)
+    time_zone: str | None = Field(
+        default=None, description="IANA name for cron, e.g. `Europe/Paris`"
+    )
     start_at: datetime | None = None
     end_at: datetime | None = None
-    jitter_s: float | None = Field(None, ge=0)
+    jitter_s: float | None = Field(default=None, ge=0)
     overlap: OverlapPolicy = OverlapPolicy.SKIP
     catchup_window_s: float | None = Field(
-        None, ge=10, description="how late a missed firing may still run (default: 1 year)"
+        default=None, ge=10, description="how late a missed firing may still run (default: 1 year)"
     )
 
     @model_validator(mode="after")
@@ -126,7 +128,7 @@ class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id_field: str | None = Field(
-        "event_id",
+        default="event_id",
         description="Dotted path of the body field holding the event ID (it is covered by "
         "the signature, unlike the `X-Tether-Event-Id` header).",
     )

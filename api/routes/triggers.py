@@ -1,0 +1,311 @@
+"""Triggers: create, list, read, update, pause/resume, delete, backfill, and their deliveries.
+
+The API writes only the trigger's configuration row; schedule triggers also get their
+Temporal Schedule created, changed or removed here. Deliveries are written by the firings.
+Firing (webhooks and "fire now") is in ``api.routes.trigger_fire``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from temporalio.client import ScheduleBackfill
+
+from api import trigger_client
+from api.agents_catalog import require_agent
+from api.deps import DbDep, DbFactoryDep, ProjectDep, SettingsDep, TemporalDep
+from api.errors import ApiError, not_found
+from api.signatures import new_secret
+from api.trigger_schemas import (
+    BackfillAccepted,
+    BackfillCreate,
+    DeliveryList,
+    DeliveryView,
+    TriggerCreate,
+    TriggerCreated,
+    TriggerList,
+    TriggerUpdate,
+    TriggerView,
+)
+from store.keyset import InvalidCursor
+from store.queries_triggers import get_delivery, get_trigger, list_deliveries, list_triggers
+from store.trigger_writes import drop_trigger, insert_trigger, mark_trigger_deleted, save_trigger
+from tether.ids import new_trigger_id, schedule_id
+from tether.settings import Settings
+from tether.templating import TemplateError, check_template, firing_context, render
+from workflows.trigger_types import (
+    DeliveryStatus,
+    TriggerKind,
+    TriggerRecord,
+    WebhookConfig,
+)
+
+router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
+
+
+def trigger_view(trigger: TriggerRecord, settings: Settings) -> TriggerView:
+    webhook = trigger.kind == TriggerKind.WEBHOOK
+    return TriggerView(
+        **trigger.model_dump(),
+        webhook_url=(
+            f"{settings.public_api_url.rstrip('/')}/v1/triggers/{trigger.trigger_id}/fire"
+            if webhook
+            else None
+        ),
+        schedule_id=None if webhook else schedule_id(trigger.trigger_id),
+    )
+
+
+async def _trigger(db: DbDep, project_id: str, trigger_id: str) -> TriggerRecord:
+    trigger = await get_trigger(db, project_id, trigger_id)
+    if trigger is None:
+        raise not_found("trigger", trigger_id)
+    return trigger
+
+
+def _check_input(kind: TriggerKind, template: object) -> None:
+    """422 for a template that cannot render: malformed, or (schedules, which have no
+    payload) naming a payload field that is not optional."""
+    try:
+        check_template(template)
+        if kind == TriggerKind.SCHEDULE:
+            sample = firing_context(
+                payload=None,
+                event_id="2000-01-01T00:00:00Z",
+                event_time="2000-01-01T00:00:00+00:00",
+                source="schedule",
+                trigger_id="trg_check",
+                trigger_name="check",
+            )
+            render(template, sample)
+    except TemplateError as err:
+        raise ApiError(422, "invalid_template", str(err), {"input": template}) from err
+
+
+@router.post("", status_code=201, response_model=TriggerCreated)
+async def create_trigger(
+    body: TriggerCreate,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+) -> TriggerCreated:
+    """Create a trigger. A webhook's signing secret is in this answer only."""
+    await require_agent(db, body.target.agent)
+    _check_input(body.kind, body.target.input)
+    now = datetime.now(UTC)
+    webhook = body.kind == TriggerKind.WEBHOOK
+    record = TriggerRecord(
+        trigger_id=new_trigger_id(),
+        project_id=project_id,
+        name=body.name,
+        kind=body.kind,
+        target=body.target,
+        schedule=body.schedule,
+        webhook=WebhookConfig.model_validate(
+            body.webhook.model_dump(exclude={"secret"}) if body.webhook else {}
+        )
+        if webhook
+        else None,
+        paused=body.paused,
+        metadata=body.metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    secret = ((body.webhook and body.webhook.secret) or new_secret()) if webhook else None
+    # The row first: a schedule may fire at once, and its firing reads the trigger.
+    async with db_factory.begin() as session:
+        await insert_trigger(session, record, secret)
+    if not webhook:
+        try:
+            await trigger_client.create_schedule(temporal, record, settings)
+        except Exception:
+            async with db_factory.begin() as session:
+                await drop_trigger(session, record.trigger_id)
+            raise
+    return TriggerCreated(**trigger_view(record, settings).model_dump(), secret=secret)
+
+
+@router.get("", response_model=TriggerList)
+async def list_project_triggers(
+    db: DbDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+    kind: TriggerKind | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> TriggerList:
+    """The project's triggers, newest first; page with ``cursor`` = ``next_cursor``."""
+    try:
+        triggers, next_cursor = await list_triggers(
+            db, project_id, kind=kind, limit=limit, cursor=cursor
+        )
+    except InvalidCursor as err:
+        raise ApiError(
+            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
+        ) from err
+    return TriggerList(
+        triggers=[trigger_view(t, settings) for t in triggers], next_cursor=next_cursor
+    )
+
+
+@router.get("/{trigger_id}", response_model=TriggerView)
+async def read_trigger(
+    trigger_id: str, db: DbDep, settings: SettingsDep, project_id: ProjectDep
+) -> TriggerView:
+    return trigger_view(await _trigger(db, project_id, trigger_id), settings)
+
+
+@router.patch("/{trigger_id}", response_model=TriggerView)
+async def update_trigger(
+    trigger_id: str,
+    body: TriggerUpdate,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+) -> TriggerView:
+    """Change a trigger; each object given (``target``, ``schedule``, ...) replaces the
+    stored one. Firings already started keep the configuration they started with."""
+    trigger = await _trigger(db, project_id, trigger_id)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    changes = {name: value for name, value in changes.items() if value is not None}
+    if "schedule" in changes and trigger.kind != TriggerKind.SCHEDULE:
+        raise ApiError(422, "invalid_request", "`schedule` is for `schedule` triggers")
+    if "webhook" in changes and trigger.kind != TriggerKind.WEBHOOK:
+        raise ApiError(422, "invalid_request", "`webhook` is for `webhook` triggers")
+    if "target" in changes:
+        await require_agent(db, changes["target"].agent)
+        _check_input(trigger.kind, changes["target"].input)
+    updated = trigger.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
+    if trigger.kind == TriggerKind.SCHEDULE:  # Temporal checks the spec before it is stored
+        await trigger_client.update_schedule(temporal, updated, settings)
+    async with db_factory.begin() as session:
+        await save_trigger(session, updated)
+    return trigger_view(updated, settings)
+
+
+async def _set_paused(
+    trigger_id: str,
+    paused: bool,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: str,
+) -> TriggerView:
+    trigger = await _trigger(db, project_id, trigger_id)
+    if trigger.kind == TriggerKind.SCHEDULE:
+        note = "paused through the Tether API" if paused else "resumed through the Tether API"
+        await trigger_client.set_paused(temporal, trigger_id, paused, note)
+    updated = trigger.model_copy(update={"paused": paused, "updated_at": datetime.now(UTC)})
+    async with db_factory.begin() as session:
+        await save_trigger(session, updated)
+    return trigger_view(updated, settings)
+
+
+@router.post("/{trigger_id}/pause", response_model=TriggerView)
+async def pause_trigger(
+    trigger_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+) -> TriggerView:
+    """Stop firing: the schedule is paused; a webhook answers ``409 trigger_paused``."""
+    return await _set_paused(trigger_id, True, db, db_factory, temporal, settings, project_id)
+
+
+@router.post("/{trigger_id}/resume", response_model=TriggerView)
+async def resume_trigger(
+    trigger_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+) -> TriggerView:
+    return await _set_paused(trigger_id, False, db, db_factory, temporal, settings, project_id)
+
+
+@router.delete("/{trigger_id}", status_code=204, response_class=Response)
+async def delete_trigger(
+    trigger_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    temporal: TemporalDep,
+    project_id: ProjectDep,
+) -> Response:
+    """Delete the trigger (and its schedule). Firings under way still finish their runs."""
+    trigger = await _trigger(db, project_id, trigger_id)
+    if trigger.kind == TriggerKind.SCHEDULE:
+        await trigger_client.delete_schedule(temporal, trigger_id)
+    async with db_factory.begin() as session:
+        await mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
+    return Response(status_code=204)
+
+
+@router.post("/{trigger_id}/backfill", status_code=202, response_model=BackfillAccepted)
+async def backfill_trigger(
+    trigger_id: str,
+    body: BackfillCreate,
+    db: DbDep,
+    temporal: TemporalDep,
+    project_id: ProjectDep,
+) -> BackfillAccepted:
+    """Fire the schedule for the times it would have fired in ``[start_at, end_at)``."""
+    trigger = await _trigger(db, project_id, trigger_id)
+    if trigger.kind != TriggerKind.SCHEDULE:
+        raise ApiError(409, "not_a_schedule", "only schedule triggers can be backfilled")
+    if trigger.paused:
+        raise ApiError(409, "trigger_paused", f"trigger {trigger_id} is paused")
+    overlap = trigger_client.OVERLAP[body.overlap]
+    await trigger_client.backfill(
+        temporal,
+        trigger_id,
+        ScheduleBackfill(start_at=body.start_at, end_at=body.end_at, overlap=overlap),
+    )
+    return BackfillAccepted(
+        trigger_id=trigger_id, start_at=body.start_at, end_at=body.end_at, overlap=body.overlap
+    )
+
+
+@router.get("/{trigger_id}/deliveries", response_model=DeliveryList)
+async def list_trigger_deliveries(
+    trigger_id: str,
+    db: DbDep,
+    project_id: ProjectDep,
+    status: Annotated[list[DeliveryStatus] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> DeliveryList:
+    """The trigger's firings, newest first: each one's event, run and outcome."""
+    await _trigger(db, project_id, trigger_id)
+    try:
+        deliveries, next_cursor = await list_deliveries(
+            db, project_id, trigger_id, statuses=status, limit=limit, cursor=cursor
+        )
+    except InvalidCursor as err:
+        raise ApiError(
+            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
+        ) from err
+    return DeliveryList(
+        deliveries=[DeliveryView.model_validate(d.model_dump()) for d in deliveries],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryView)
+async def read_trigger_delivery(
+    trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
+) -> DeliveryView:
+    await _trigger(db, project_id, trigger_id)
+    delivery = await get_delivery(db, project_id, delivery_id)
+    if delivery is None or delivery.trigger_id != trigger_id:
+        raise not_found("delivery", delivery_id)
+    return DeliveryView.model_validate(delivery.model_dump())

@@ -1,0 +1,135 @@
+"""Request and response bodies of ``/v1/triggers`` (``…Create`` / ``…Update`` in, ``…View``
+out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workflows.trigger_types import (
+    DeliveryRecord,
+    OverlapPolicy,
+    ScheduleConfig,
+    TriggerKind,
+    TriggerRecord,
+    TriggerTarget,
+    WebhookConfig,
+)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebhookCreate(WebhookConfig):
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=256,
+        description="The HMAC key senders sign with; generated when omitted.",
+    )
+
+
+class TriggerCreate(_Body):
+    name: str = Field(min_length=1, max_length=256)
+    kind: TriggerKind
+    target: TriggerTarget
+    schedule: ScheduleConfig | None = Field(default=None, description="required for `schedule`")
+    webhook: WebhookCreate | None = Field(default=None, description="options of a `webhook`")
+    paused: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> TriggerCreate:
+        if self.kind == TriggerKind.SCHEDULE:
+            if self.schedule is None:
+                raise ValueError("a `schedule` trigger needs `schedule`")
+            if self.webhook is not None:
+                raise ValueError("`webhook` is for `webhook` triggers")
+        elif self.schedule is not None:
+            raise ValueError("`schedule` is for `schedule` triggers")
+        return self
+
+
+class TriggerUpdate(_Body):
+    """Fields to change; each given object replaces the stored one whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    target: TriggerTarget | None = None
+    schedule: ScheduleConfig | None = None
+    webhook: WebhookConfig | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TriggerView(TriggerRecord):
+    webhook_url: str | None = Field(
+        default=None, description="where senders POST signed events (webhook triggers)"
+    )
+    schedule_id: str | None = Field(
+        default=None, description="the Temporal Schedule (schedule triggers)"
+    )
+
+
+class TriggerCreated(TriggerView):
+    secret: str | None = Field(
+        default=None, description="The webhook's signing secret. Shown once, here; store it now."
+    )
+
+
+class TriggerList(BaseModel):
+    triggers: list[TriggerView]
+    next_cursor: str | None = None
+
+
+class DeliveryView(DeliveryRecord):
+    pass
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryView]
+    next_cursor: str | None = None
+
+
+class BackfillCreate(_Body):
+    start_at: datetime
+    end_at: datetime
+    overlap: OverlapPolicy = Field(
+        default=OverlapPolicy.ALLOW_ALL,
+        description="Backfilled firings come all at once: `allow_all` runs each of them.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackfillCreate:
+        if self.start_at.tzinfo is None or self.end_at.tzinfo is None:
+            raise ValueError("`start_at` and `end_at` need a time zone offset")
+        if self.start_at >= self.end_at:
+            raise ValueError("`start_at` must be before `end_at`")
+        return self
+
+
+class BackfillAccepted(BaseModel):
+    trigger_id: str
+    start_at: datetime
+    end_at: datetime
+    overlap: OverlapPolicy
+
+
+class FireAccepted(BaseModel):
+    """A firing that started (or had started: ``duplicate``). A schedule fired by hand
+    (``status`` ``fired``) shows up in the deliveries once Temporal started it."""
+
+    trigger_id: str
+    status: Literal["started", "fired"]
+    duplicate: bool = False
+    delivery_id: str | None = None
+    event_id: str | None = None
+    run_id: str | None = Field(
+        default=None, description="the run this firing starts (unless rejected)"
+    )
+    session_id: str | None = None
+    firing_workflow_id: str | None = None
+    delivery: DeliveryView | None = Field(
+        default=None, description="the delivery, if already recorded"
+    )
