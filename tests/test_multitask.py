@@ -29,9 +29,13 @@ async def _answer(
 ) -> None:
     """Answer the run's pending interaction (the one asking ``prompt``, if given)."""
     interaction = await wait_for_pending_interaction(client, run_id)
-    while prompt is not None and interaction["prompt"] != prompt:
+    for _ in range(600):
+        if prompt is None or interaction["prompt"] == prompt:
+            break
         await asyncio.sleep(0.05)  # the previous answer's resolution is not recorded yet
         interaction = await wait_for_pending_interaction(client, run_id)
+    else:
+        raise TimeoutError(f"{run_id} never asked {prompt!r}")
     response = await client.post(
         f"/v1/interactions/{interaction['interaction_id']}/respond",
         json={"response": {"text": text}},

@@ -62,6 +62,7 @@ class RunDriver:
         self.run = run
         self.cancel: CancelSignal | None = run.cancel
         self.answer: RespondSignal | None = run.answer
+        self._early_answers: list[RespondSignal] = list(run.early_answers)
         self._interactions = {i.interaction_id: i for i in run.interactions}
         self._unrecorded: set[str] = set()
         self.recorded = run.transitions > 0  # the store has the run
@@ -81,6 +82,7 @@ class RunDriver:
                 "interactions": list(self._interactions.values()),
                 "answer": self.answer,
                 "cancel": self.cancel,
+                "early_answers": list(self._early_answers),
             }
         )
 
@@ -92,15 +94,20 @@ class RunDriver:
             self.answer = answer
             return
         record = self._interactions.get(answer.interaction_id)
-        if record is not None:  # lost the race to an earlier answer: keep it on the record
-            record.ignored_responses.append(
-                {
-                    "response": answer.response,
-                    "responder": answer.responder,
-                    "at": workflow.now().isoformat(),
-                }
-            )
-            self._unrecorded.add(answer.interaction_id)
+        if record is None:
+            # Answers can overtake the question: the interaction is already in the store (a
+            # local activity wrote it) while this task still has the follow result to apply.
+            self._early_answers.append(answer)
+            return
+        # Lost the race to an earlier answer: keep it on the record.
+        record.ignored_responses.append(
+            {
+                "response": answer.response,
+                "responder": answer.responder,
+                "at": workflow.now().isoformat(),
+            }
+        )
+        self._unrecorded.add(answer.interaction_id)
 
     def on_cancel(self, request: CancelSignal) -> None:
         if self.cancel is None and not self.state.status.is_terminal:
@@ -225,6 +232,10 @@ class RunDriver:
         self._interactions[pending.interaction_id] = record
         self.answer = None
         state.pending_interaction = pending
+        early = [a for a in self._early_answers if a.interaction_id == pending.interaction_id]
+        self._early_answers = [a for a in self._early_answers if a not in early]
+        for answer in early:  # the first wins, as if they had arrived now
+            self.on_respond(answer)
         state.paused_at = workflow.now()
         await self._record_interaction(record)
         await self.transition(RunStatus.WAITING_FOR_INPUT)

@@ -272,6 +272,7 @@ class CarriedRun(BaseModel):
     # Signals received but not acted on yet: an answer or a cancel must survive the hand-over.
     answer: RespondSignal | None = None
     cancel: CancelSignal | None = None
+    early_answers: list[RespondSignal] = Field(default_factory=list)  # for questions not yet seen
 
 
 class SessionInput(BaseModel):
