@@ -9,7 +9,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.fixtures_db import migrated_database
 from tests.stack import Stack, start_temporal
 
 pytest_plugins = ["tests.fixtures_db"]
@@ -36,6 +35,9 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 
 
 async def _stack(kind: str, temporal_address: str, workdir: Path) -> AsyncIterator[Stack]:
+    # Imported here: the plugin must be registered (and its asserts rewritten) first.
+    from tests.fixtures_db import migrated_database
+
     async with migrated_database(kind, workdir) as url:  # type: ignore[arg-type]
         stack = Stack(temporal_address=temporal_address, database_url=url, workdir=workdir)
         try:
