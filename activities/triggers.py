@@ -7,34 +7,25 @@ the run it already made instead of making another.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from store import queries
 from store.queries_triggers import find_trigger
 from store.trigger_writes import advance_delivery, insert_delivery
-from tether import temporal as sa
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id
+from tether.session_client import run_policy, session_handle, start_operation
 from tether.settings import Settings
 from tether.templating import TemplateError, firing_context, render
 from workflows.errors import ErrorType
 from workflows.session_run import (
     SessionRunWorkflow,
-    run_details,
-    run_memo,
-    run_search_attributes,
-    run_summary,
 )
 from workflows.trigger_types import (
     CancelTargetInput,
@@ -48,7 +39,7 @@ from workflows.trigger_types import (
     SubmitFiringInput,
     SubmitFiringResult,
 )
-from workflows.types import CancelSignal, RunFinished, RunPolicy, RunSpec, SessionInput
+from workflows.types import CancelSignal, RunFinished, RunSpec
 
 
 class TriggerActivities:
@@ -127,17 +118,7 @@ class TriggerActivities:
                 status=existing.status, status_reason=existing.status_reason, error=existing.error
             )
         spec = self._spec(inp)
-        start = WithStartWorkflowOperation(
-            SessionRunWorkflow.run,
-            SessionInput(session_id=spec.session_id, project_id=spec.project_id),
-            id=sa.session_workflow_id(spec.session_id),
-            task_queue=self._settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=run_search_attributes(spec),
-            static_summary=run_summary(spec),
-            static_details=run_details(spec),
-            memo=run_memo(spec),
-        )
+        start = start_operation(spec, self._settings.task_queue)
         try:
             result = await self._client.execute_update_with_start_workflow(
                 SessionRunWorkflow.submit, spec, start_workflow_operation=start
@@ -175,15 +156,8 @@ class TriggerActivities:
             },
             trigger_id=inp.trigger_id,
             created_at=inp.created_at,
-            policy=RunPolicy(
-                accept_wait_s=0.0,  # the firing waits for the outcome, not for a runner
-                dispatch_deadline_s=settings.dispatch_deadline_s,
-                runner_lost_timeout_s=settings.runner_lost_timeout_s,
-                heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
-                interaction_expiry_s=settings.interaction_expiry_s,
-                cancel_grace_s=settings.cancel_grace_s,
-                history_events_limit=settings.history_events_limit,
-            ),
+            # The firing waits for the outcome, not for a runner.
+            policy=run_policy(settings, accept_wait_s=0.0),
             api_url=settings.public_api_url,
             notify_workflow_id=inp.notify_workflow_id,
         )
@@ -207,12 +181,8 @@ class TriggerActivities:
     @activity.defn
     async def cancel_target_run(self, inp: CancelTargetInput) -> None:
         """Ask the run's session to cancel it; a session that is gone has nothing to cancel."""
-        handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle_for(
-            SessionRunWorkflow.run,  # type: ignore[arg-type]
-            sa.session_workflow_id(inp.session_id),
-        )
         try:
-            await handle.signal(
+            await session_handle(self._client, inp.session_id).signal(
                 SessionRunWorkflow.cancel, CancelSignal(run_id=inp.run_id, reason=inp.reason)
             )
         except RPCError as err:

@@ -11,32 +11,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.errors import ApiError, from_temporal
 from store import queries
-from tether import temporal as sa
+from tether.session_client import session_handle, start_operation
 from tether.settings import Settings
 from workflows.errors import ErrorType
 from workflows.session_run import (
     SessionRunWorkflow,
-    run_details,
-    run_memo,
-    run_search_attributes,
-    run_summary,
 )
 from workflows.types import (
     CancelSignal,
     RespondSignal,
     RunSpec,
-    RunState,
-    SessionInput,
     SubmitResult,
 )
 
@@ -88,17 +79,7 @@ async def submit_run(
         duplicate = await _stored_duplicate(db, spec)
         if duplicate is not None:
             return duplicate
-        start = WithStartWorkflowOperation(
-            SessionRunWorkflow.run,
-            SessionInput(session_id=spec.session_id, project_id=spec.project_id),
-            id=sa.session_workflow_id(spec.session_id),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=run_search_attributes(spec),
-            static_summary=run_summary(spec),
-            static_details=run_details(spec),
-            memo=run_memo(spec),
-        )
+        start = start_operation(spec, settings.task_queue)
         try:
             return await client.execute_update_with_start_workflow(
                 SessionRunWorkflow.submit, spec, start_workflow_operation=start
@@ -112,14 +93,6 @@ async def submit_run(
                 raise mapped from err
             raise
     raise ApiError(503, "session_unavailable", "the session did not accept the run; retry")
-
-
-def session_handle(client: Client, session_id: str) -> WorkflowHandle[Any, RunState | None]:
-    """The session's current execution (signals reach whichever run it is driving)."""
-    return client.get_workflow_handle_for(
-        SessionRunWorkflow.run,  # type: ignore[arg-type]  # mypy can't infer through @defn
-        sa.session_workflow_id(session_id),
-    )
 
 
 async def _signal(client: Client, session_id: str, signal: Any, arg: Any) -> None:

@@ -26,14 +26,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.run_outcomes import (
         RunEnded,
+        absorb,
         deliver_summary,
         dispatch_failure,
         is_cancellation,
+        notify_finished,
         runner_lost,
         waiting_details,
     )
     from workflows.types import (
-        RUN_FINISHED_SIGNAL,
         CancelRunInput,
         CancelSignal,
         CarriedRun,
@@ -41,12 +42,10 @@ with workflow.unsafe.imports_passed_through():
         DispatchInput,
         FailureReason,
         FollowInput,
-        FollowOutcome,
         InteractionRecord,
         PendingInteraction,
         RecordRunInput,
         RespondSignal,
-        RunFinished,
         RunSpec,
         RunState,
         RunStatus,
@@ -186,7 +185,7 @@ class RunDriver:
             except TimeoutError:
                 handle.cancel()
         outcome = await self._outcome_of(handle, runner_lost)
-        self._absorb(outcome)
+        absorb(self.state, outcome)
         await self.flush_interactions()
         if outcome.kind == "ended":
             status = outcome.ended_status or RunStatus.FAILED
@@ -196,18 +195,6 @@ class RunDriver:
             raise RunEnded(status, reason, error=outcome.error)
         assert outcome.interaction is not None
         await self._ask_human(outcome.interaction)
-
-    def _absorb(self, outcome: FollowOutcome) -> None:
-        state = self.state
-        state.last_seq = max(state.last_seq, outcome.last_seq)
-        state.events = state.last_seq
-        state.steps += outcome.steps
-        if outcome.usage:
-            state.usage = {**state.usage, **outcome.usage}
-        if outcome.result is not None:
-            state.result = outcome.result
-        if outcome.agent_session_id:
-            state.agent_session_id = outcome.agent_session_id
 
     async def _ask_human(self, pending: PendingInteraction) -> None:
         spec, state = self.spec, self.state
@@ -305,7 +292,7 @@ class RunDriver:
             )
         except ActivityError:
             return  # cancelled either way; the runner may have dropped the run already
-        self._absorb(outcome)
+        absorb(self.state, outcome)
 
     async def _cancel_on_runner(self) -> None:
         try:
@@ -348,27 +335,8 @@ class RunDriver:
                 self._unrecorded.add(record.interaction_id)
         await self.flush_interactions()
         await self.transition(status, reason)
-        await self._notify_finished()
+        await notify_finished(self.spec, self.state)
         workflow.set_current_details(f"Run {status.value}" + (f": {reason}" if reason else ""))
-
-    async def _notify_finished(self) -> None:
-        """Tell the workflow that asked (a trigger firing) how the run ended."""
-        target = self.spec.notify_workflow_id
-        if not target:
-            return
-        state = self.state
-        finished = RunFinished(
-            run_id=state.run_id,
-            status=state.status,
-            status_reason=state.status_reason,
-            error=state.error,
-        )
-        try:
-            await workflow.get_external_workflow_handle(target).signal(
-                RUN_FINISHED_SIGNAL, finished
-            )
-        except Exception:  # the run ended all the same; the firing also polls the store
-            workflow.logger.warning("could not tell %s that %s ended", target, state.run_id)
 
     # ---- projection ---------------------------------------------------------------------
 

@@ -10,7 +10,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from runner.protocol import InteractionReply
     from workflows.errors import ErrorType
-    from workflows.types import FailureReason, PendingInteraction, RunStatus
+    from workflows.types import (
+        RUN_FINISHED_SIGNAL,
+        FailureReason,
+        FollowOutcome,
+        PendingInteraction,
+        RunFinished,
+        RunSpec,
+        RunState,
+        RunStatus,
+    )
 
 
 class RunEnded(Exception):
@@ -63,3 +72,33 @@ def waiting_details(pending: PendingInteraction) -> str:
         lines.append(f"options {options}")
     lines.append(f"expires {expires} · interaction `{pending.interaction_id}`")
     return "\n\n".join(lines)
+
+
+def absorb(state: RunState, outcome: FollowOutcome) -> None:
+    """Fold what a ``follow_run`` call saw into the run's state."""
+    state.last_seq = max(state.last_seq, outcome.last_seq)
+    state.events = state.last_seq
+    state.steps += outcome.steps
+    if outcome.usage:
+        state.usage = {**state.usage, **outcome.usage}
+    if outcome.result is not None:
+        state.result = outcome.result
+    if outcome.agent_session_id:
+        state.agent_session_id = outcome.agent_session_id
+
+
+async def notify_finished(spec: RunSpec, state: RunState) -> None:
+    """Tell the workflow that asked (a trigger firing) how the run ended."""
+    target = spec.notify_workflow_id
+    if not target:
+        return
+    finished = RunFinished(
+        run_id=state.run_id,
+        status=state.status,
+        status_reason=state.status_reason,
+        error=state.error,
+    )
+    try:
+        await workflow.get_external_workflow_handle(target).signal(RUN_FINISHED_SIGNAL, finished)
+    except Exception:  # the run ended all the same; the firing also polls the store
+        workflow.logger.warning("could not tell %s that %s ended", target, state.run_id)

@@ -16,7 +16,8 @@ from api.sse import run_event_stream
 from api.workflow_client import request_hash, signal_cancel, submit_run
 from store import queries
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
-from workflows.types import CancelSignal, RunPolicy, RunSpec, RunStatus
+from tether.session_client import run_policy
+from workflows.types import CancelSignal, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -47,7 +48,9 @@ async def _start(
         idempotency_key=key,
         metadata=body.metadata,
         created_at=datetime.now(UTC),
-        policy=_policy(settings, body),
+        policy=run_policy(
+            settings, accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0
+        ),
         request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
         api_url=settings.public_api_url,
     )
@@ -59,18 +62,6 @@ async def _start(
 
 # The fields that make two requests "the same request" for idempotency.
 FINGERPRINTED = {"agent", "input", "multitask", "metadata"}
-
-
-def _policy(settings: SettingsDep, body: RunCreate) -> RunPolicy:
-    return RunPolicy(
-        accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0,
-        dispatch_deadline_s=settings.dispatch_deadline_s,
-        runner_lost_timeout_s=settings.runner_lost_timeout_s,
-        heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
-        interaction_expiry_s=settings.interaction_expiry_s,
-        cancel_grace_s=settings.cancel_grace_s,
-        history_events_limit=settings.history_events_limit,
-    )
 
 
 @router.post(
