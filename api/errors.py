@@ -14,6 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from store.keyset import InvalidCursor
 from workflows.errors import ErrorType
 
 
@@ -51,6 +52,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(InvalidCursor)
+    async def _invalid_cursor(request: Request, _: InvalidCursor) -> JSONResponse:
+        # Every listing pages with a ``cursor`` query parameter; one mapping for all of them.
+        cursor = request.query_params.get("cursor")
+        body = error_body("invalid_cursor", "the cursor is not valid", {"cursor": cursor})
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -145,25 +145,20 @@ async def list_runs(
     cursor: str | None = None,
 ) -> RunList:
     """Runs, filtered and ordered; page with ``cursor`` = the previous ``next_cursor``."""
-    try:
-        runs, next_cursor = await queries.list_runs(
-            db,
-            project_id,
-            session_id=session_id,
-            statuses=[s.value for s in status] if status else None,
-            agent=agent,
-            trigger_id=trigger_id,
-            created_after=created_after,
-            created_before=created_before,
-            order_by=order_by,
-            direction=direction,
-            limit=limit,
-            cursor=cursor,
-        )
-    except queries.InvalidCursor as err:
-        raise ApiError(
-            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
-        ) from err
+    runs, next_cursor = await queries.list_runs(
+        db,
+        project_id,
+        session_id=session_id,
+        statuses=[s.value for s in status] if status else None,
+        agent=agent,
+        trigger_id=trigger_id,
+        created_after=created_after,
+        created_before=created_before,
+        order_by=order_by,
+        direction=direction,
+        limit=limit,
+        cursor=cursor,
+    )
     return RunList(
         runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor
     )

@@ -27,21 +27,16 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> SessionList:
-    try:
-        sessions, next_cursor = await queries.list_sessions(
-            db,
-            project_id,
-            statuses=status,
-            agent=agent,
-            order_by=order_by,
-            direction=direction,
-            limit=limit,
-            cursor=cursor,
-        )
-    except queries.InvalidCursor as err:
-        raise ApiError(
-            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
-        ) from err
+    sessions, next_cursor = await queries.list_sessions(
+        db,
+        project_id,
+        statuses=status,
+        agent=agent,
+        order_by=order_by,
+        direction=direction,
+        limit=limit,
+        cursor=cursor,
+    )
     return SessionList(
         sessions=[SessionView.model_validate(s.model_dump()) for s in sessions],
         next_cursor=next_cursor,

@@ -29,7 +29,6 @@ from api.trigger_schemas import (
     TriggerUpdate,
     TriggerView,
 )
-from store.keyset import InvalidCursor
 from store.queries_triggers import get_delivery, get_trigger, list_deliveries, list_triggers
 from store.trigger_writes import drop_trigger, insert_trigger, mark_trigger_deleted, save_trigger
 from tether.ids import new_trigger_id, schedule_id
@@ -139,14 +138,9 @@ async def list_project_triggers(
     cursor: str | None = None,
 ) -> TriggerList:
     """The project's triggers, newest first; page with ``cursor`` = ``next_cursor``."""
-    try:
-        triggers, next_cursor = await list_triggers(
-            db, project_id, kind=kind, limit=limit, cursor=cursor
-        )
-    except InvalidCursor as err:
-        raise ApiError(
-            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
-        ) from err
+    triggers, next_cursor = await list_triggers(
+        db, project_id, kind=kind, limit=limit, cursor=cursor
+    )
     return TriggerList(
         triggers=[trigger_view(t, settings) for t in triggers], next_cursor=next_cursor
     )
@@ -286,14 +280,9 @@ async def list_trigger_deliveries(
 ) -> DeliveryList:
     """The trigger's firings, newest first: each one's event, run and outcome."""
     await _trigger(db, project_id, trigger_id)
-    try:
-        deliveries, next_cursor = await list_deliveries(
-            db, project_id, trigger_id, statuses=status, limit=limit, cursor=cursor
-        )
-    except InvalidCursor as err:
-        raise ApiError(
-            422, "invalid_cursor", "the cursor is not valid", {"cursor": cursor}
-        ) from err
+    deliveries, next_cursor = await list_deliveries(
+        db, project_id, trigger_id, statuses=status, limit=limit, cursor=cursor
+    )
     return DeliveryList(
         deliveries=[DeliveryView.model_validate(d.model_dump()) for d in deliveries],
         next_cursor=next_cursor,
