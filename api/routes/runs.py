@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.agents_catalog import require_agent
@@ -24,109 +24,79 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
 
 
-async def _start(
-    session_id: str,
-    body: RunCreate,
-    idempotency_key: str | None,
-    response: Response,
-    *,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: str,
-) -> RunView:
-    await require_agent(db, body.agent)
-    key = body.idempotency_key or idempotency_key
-    spec = RunSpec(
-        run_id=new_run_id(),
-        session_id=session_id,
-        project_id=project_id,
-        agent=body.agent,
-        input=body.input,
-        multitask=body.multitask,
-        idempotency_key=key,
-        metadata=body.metadata,
-        created_at=datetime.now(UTC),
-        policy=run_policy(
-            settings, accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0
-        ),
-        request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
-        api_url=settings.public_api_url,
-    )
-    result = await submit_run(temporal, db_factory, settings, spec)
-    if result.duplicate:
-        response.status_code = 200  # the run this key already made
-    return RunView.model_validate(result.state.model_dump())
-
-
 # The fields that make two requests "the same request" for idempotency.
 FINGERPRINTED = {"agent", "input", "multitask", "metadata"}
 
 
-@router.post(
-    "/sessions/{session_id}/runs",
-    status_code=202,
-    response_model=RunView,
-    responses={200: {"model": RunView, "description": "the run this idempotency key made"}},
-)
+class RunStarter:
+    """What starting a run needs, resolved once for both start routes."""
+
+    def __init__(
+        self,
+        db: DbDep,
+        db_factory: DbFactoryDep,
+        temporal: TemporalDep,
+        settings: SettingsDep,
+        project_id: ProjectDep,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    ) -> None:
+        self.db, self.db_factory, self.temporal = db, db_factory, temporal
+        self.settings, self.project_id, self.response = settings, project_id, response
+        self.header_key = idempotency_key
+
+    def key(self, body: RunCreate) -> str | None:
+        return body.idempotency_key or self.header_key
+
+    async def start(self, session_id: str, body: RunCreate) -> RunView:
+        await require_agent(self.db, body.agent)
+        settings = self.settings
+        spec = RunSpec(
+            run_id=new_run_id(),
+            session_id=session_id,
+            project_id=self.project_id,
+            agent=body.agent,
+            input=body.input,
+            multitask=body.multitask,
+            idempotency_key=self.key(body),
+            metadata=body.metadata,
+            created_at=datetime.now(UTC),
+            policy=run_policy(
+                settings, accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0
+            ),
+            request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
+            api_url=settings.public_api_url,
+        )
+        result = await submit_run(self.temporal, self.db_factory, settings, spec)
+        if result.duplicate:
+            self.response.status_code = 200  # the run this key already made
+        return RunView.model_validate(result.state.model_dump())
+
+
+StarterDep = Annotated[RunStarter, Depends()]
+_STARTED = {
+    "status_code": 202,
+    "response_model": RunView,
+    "responses": {200: {"model": RunView, "description": "the run this idempotency key made"}},
+}
+
+
+@router.post("/sessions/{session_id}/runs", **_STARTED)  # type: ignore[arg-type]
 async def start_session_run(
-    session_id: SessionIdPath,
-    body: RunCreate,
-    response: Response,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: ProjectDep,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    session_id: SessionIdPath, body: RunCreate, starter: StarterDep
 ) -> RunView:
     """Start a run in this session (created on first use); ``multitask`` says what happens
     if the session is busy."""
-    return await _start(
-        session_id,
-        body,
-        idempotency_key,
-        response,
-        db=db,
-        db_factory=db_factory,
-        temporal=temporal,
-        settings=settings,
-        project_id=project_id,
-    )
+    return await starter.start(session_id, body)
 
 
-@router.post(
-    "/runs",
-    status_code=202,
-    response_model=RunView,
-    responses={200: {"model": RunView, "description": "the run this idempotency key made"}},
-)
-async def start_run(
-    body: RunCreate,
-    response: Response,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: ProjectDep,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
-) -> RunView:
+@router.post("/runs", **_STARTED)  # type: ignore[arg-type]
+async def start_run(body: RunCreate, starter: StarterDep) -> RunView:
     """Start a run in a new session. With an idempotency key the session is derived from the
     key, so a retry finds the run it made."""
-    key = body.idempotency_key or idempotency_key
-    session_id = session_for_key(project_id, key) if key else new_session_id()
-    return await _start(
-        session_id,
-        body,
-        idempotency_key,
-        response,
-        db=db,
-        db_factory=db_factory,
-        temporal=temporal,
-        settings=settings,
-        project_id=project_id,
-    )
+    key = starter.key(body)
+    session_id = session_for_key(starter.project_id, key) if key else new_session_id()
+    return await starter.start(session_id, body)
 
 
 @router.get("/runs", response_model=RunList)
