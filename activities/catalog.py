@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from runner.protocol import AgentList
+from runner.protocol import AgentList, auth_headers
 from store.writes import replace_agents
 from tether.settings import Settings
 
@@ -22,7 +22,7 @@ class CatalogActivities:
         """Fetch ``GET /v1/agents`` and make it the catalogue; returns how many agents."""
         response = await self._http.get(
             self._settings.runner_base_url + "/v1/agents",
-            headers={"Authorization": f"Bearer {self._settings.runner_token.get_secret_value()}"},
+            headers=auth_headers(self._settings.runner_token.get_secret_value()),
         )
         response.raise_for_status()
         offered = AgentList.model_validate_json(response.content)

@@ -78,7 +78,6 @@ class Follower:
             if details
             else FollowProgress(cursor=inp.after_seq)
         )
-        self._start_cursor = inp.after_seq
 
     async def run(self) -> FollowOutcome:
         failures = 0
@@ -174,7 +173,6 @@ class Follower:
         progress = self._progress
         base: dict[str, Any] = {
             "last_seq": event.seq,
-            "events": event.seq - self._start_cursor,
             "steps": progress.steps,
             "usage": progress.usage,
         }

@@ -14,6 +14,7 @@ from runner.protocol import (
     EventType,
     RunEvent,
     RunStartedData,
+    auth_headers,
     parse_record,
 )
 from store import queries
@@ -46,7 +47,7 @@ class RunActivities:
         return self._settings.runner_base_url + path
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._settings.runner_token.get_secret_value()}"}
+        return auth_headers(self._settings.runner_token.get_secret_value())
 
     @activity.defn
     async def dispatch_run(self, inp: DispatchInput) -> DispatchResult:

@@ -92,6 +92,11 @@ def encode_record(record: StreamRecord) -> bytes:
     return record.model_dump_json().encode() + b"\n"
 
 
+def auth_headers(token: str) -> dict[str, str]:
+    """The header every runner call carries: the shared runner token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 class DispatchRequest(_Wire):
     run_id: str
     session_id: str

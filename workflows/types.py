@@ -207,7 +207,6 @@ class FollowOutcome(BaseModel):
 
     kind: Literal["interaction", "ended"]
     last_seq: int
-    events: int = 0  # events persisted by this call
     steps: int = 0  # tool calls seen by this call
     usage: dict[str, Any] = Field(default_factory=dict)
     interaction: PendingInteraction | None = None
