@@ -54,7 +54,8 @@ async def bare_round_trips(client: Client, runs: int) -> list[float]:
 
 
 async def tether_handshakes(stack: Stack, runs: int) -> tuple[list[float], dict[str, int]]:
-    samples, statuses = [], {}
+    samples: list[float] = []
+    statuses: dict[str, int] = {}
     async with stack.client() as client:
         for i in range(runs + 5):
             t0 = time.perf_counter()
