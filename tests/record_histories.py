@@ -14,6 +14,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from tests.stack import Stack, standalone_stack, wait_for_pending_interaction, wait_for_run
+from tether.ids import session_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 FINAL = {"completed", "failed", "cancelled"}
@@ -86,7 +87,9 @@ async def _scenarios(stack: Stack) -> dict[str, str]:
 
 async def _write(client: Client, name: str, session_id: str) -> None:
     index = 0
-    async for execution in client.list_workflows(f'WorkflowId = "session-{session_id}"'):
+    async for execution in client.list_workflows(
+        f'WorkflowId = "{session_workflow_id(session_id)}"'
+    ):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         history = await handle.fetch_history()
         (HISTORIES / f"{name}_{index}.json").write_text(history.to_json())

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from tests.fixtures_db import migrated_database
 from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tether.ids import session_workflow_id
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 WAITS = {"steps": [{"ask": {"kind": "input", "prompt": "go on?"}}]}
@@ -237,7 +238,8 @@ async def test_continue_as_new_keeps_queue_and_state(
                 assert (await wait_for_run(client, queued["run_id"], FINAL))["status"] == (
                     "completed"
                 )
-            query = f'WorkflowId = "session-{session}" AND TetherRunId = "{first["run_id"]}"'
+            workflow_id = session_workflow_id(session)
+            query = f'WorkflowId = "{workflow_id}" AND TetherRunId = "{first["run_id"]}"'
             for _ in range(50):  # visibility is eventually consistent
                 executions = [e async for e in temporal_client.list_workflows(query)]
                 if len(executions) >= 2:

@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tether.ids import session_workflow_id
 from workflows.agent_catalog import AgentCatalogWorkflow
 from workflows.session_run import SessionRunWorkflow
 
@@ -44,6 +45,6 @@ async def test_fresh_approval_history_replays(stack: Stack, temporal_client: Cli
             json={"response": {"option_id": "allow"}},
         )
         await wait_for_run(client, run["run_id"], {"completed"})
-    handle = temporal_client.get_workflow_handle(f"session-{run['session_id']}")
+    handle = temporal_client.get_workflow_handle(session_workflow_id(run["session_id"]))
     history = await handle.fetch_history()
     await _replayer().replay_workflow(history)

@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
 from tether import temporal as sa
+from tether.ids import session_workflow_id
 
 
 async def _list(client: Client, query: str, expect: int, timeout: float = 10.0) -> list:
@@ -34,7 +35,7 @@ async def test_a_waiting_run_reads_well_in_the_ui(stack: Stack, temporal_client:
         interaction = await wait_for_pending_interaction(client, run["run_id"])
         await wait_for_run(client, run["run_id"], {"waiting_for_input"})
 
-        handle = temporal_client.get_workflow_handle(f"session-{run['session_id']}")
+        handle = temporal_client.get_workflow_handle(session_workflow_id(run["session_id"]))
         description = await handle.describe()
         summary = await description.static_summary()
         assert summary == f"{run['run_id']} · approval-demo · session {run['session_id']}"
@@ -61,7 +62,7 @@ async def test_a_waiting_run_reads_well_in_the_ui(stack: Stack, temporal_client:
             f'TetherRunStatus = "waiting_for_input" AND TetherRunId = "{run["run_id"]}"',
             expect=1,
         )
-        assert [e.id for e in waiting] == [f"session-{run['session_id']}"]
+        assert [e.id for e in waiting] == [session_workflow_id(run["session_id"])]
 
         await client.post(
             f"/v1/interactions/{interaction['interaction_id']}/respond",
@@ -97,4 +98,4 @@ async def test_readme_queries_find_failed_runs_of_an_agent_today(
         f'TetherRunStatus = "failed" AND TetherAgent = "scripted" AND StartTime >= "{today}"',
         expect=1,
     )
-    assert f"session-{run['session_id']}" in [e.id for e in found]
+    assert session_workflow_id(run["session_id"]) in [e.id for e in found]

@@ -1,4 +1,5 @@
-"""Identifiers: sortable run IDs, validated session IDs."""
+"""Every identifier Tether makes: run, session and trigger IDs, and the Temporal workflow and
+schedule IDs built from them. One builder each, so no module spells an ID by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import re
 
 import uuid_utils
 
-SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# Client-chosen names: session IDs, agent names.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+SESSION_ID_PATTERN = NAME_PATTERN
 _session_id_re = re.compile(SESSION_ID_PATTERN)
 
 
@@ -28,6 +31,11 @@ def session_for_key(project_id: str, idempotency_key: str) -> str:
 
 def is_valid_session_id(value: str) -> bool:
     return bool(_session_id_re.match(value))
+
+
+def session_workflow_id(session_id: str) -> str:
+    """The workflow ID of a session's runs: one open execution per session is the owner lock."""
+    return f"session-{session_id}"
 
 
 # Triggers. A firing's IDs are derived from its trigger and event ID, so every duplicate of a

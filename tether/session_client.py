@@ -11,8 +11,8 @@ from typing import Any
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from tether.ids import session_workflow_id
 from tether.settings import Settings
-from tether.temporal import session_workflow_id
 from workflows.session_run import (
     SessionRunWorkflow,
     run_details,

@@ -45,7 +45,3 @@ async def connect(settings: Settings) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
     )
-
-
-def session_workflow_id(session_id: str) -> str:
-    return f"session-{session_id}"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tether.ids import SESSION_ID_PATTERN
 from workflows.types import MultitaskStrategy, RunStatus
 
 
@@ -72,7 +73,7 @@ class TriggerTarget(BaseModel):
     input: Any = None
     session_id: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+        pattern=SESSION_ID_PATTERN,
         description="Run every firing in this session; null: a new session per firing.",
     )
     multitask: MultitaskStrategy = Field(

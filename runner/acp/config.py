@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from tether.ids import NAME_PATTERN
 from tether.settings import Settings
 
 BASE_ENV = (
@@ -64,7 +65,7 @@ class AcpAgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     command: list[str] = Field(min_length=1)
     cwd: Path = Field(default_factory=Path.cwd)
