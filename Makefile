@@ -25,7 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy tether workflows activities api store runner worker.py
+	$(VENV)/bin/mypy tether clients workflows activities api store runner worker.py
 
 bench: $(STAMP)
 	$(PY) -m bench.handshake

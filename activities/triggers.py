@@ -1,32 +1,26 @@
 """Activities of ``TriggerFiringWorkflow``: record deliveries, submit the firing's run.
 
-The submit is the same update-with-start of ``SessionRunWorkflow.submit`` the API does, with
-IDs derived from the trigger and event, so a retried activity (or a duplicate firing) finds
-the run it already made instead of making another.
+The submit is the API's own (``clients.sessions.submit_run``), with IDs derived from the
+trigger and event, so a retried activity (or a duplicate firing) finds the run it already made
+instead of making another.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
+from clients import sessions
+from clients.errors import IdempotencyConflict, RunNotActive, SessionBusy
 from store import queries
 from store.queries_triggers import find_trigger
 from store.trigger_writes import advance_delivery, insert_delivery
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id
-from tether.session_client import run_policy, session_handle, start_operation
 from tether.settings import Settings
 from tether.templating import TemplateError, firing_context, render
 from workflows.errors import ErrorType
-from workflows.session_run import (
-    SessionRunWorkflow,
-)
 from workflows.trigger_types import (
     CancelTargetInput,
     DeliveryRecord,
@@ -117,22 +111,17 @@ class TriggerActivities:
             return SubmitFiringResult(
                 status=existing.status, status_reason=existing.status_reason, error=existing.error
             )
-        spec = self._spec(inp)
-        start = start_operation(spec, self._settings.task_queue)
         try:
-            result = await self._client.execute_update_with_start_workflow(
-                SessionRunWorkflow.submit, spec, start_workflow_operation=start
+            result = await sessions.submit_run(
+                self._client, self._db, self._spec(inp), self._settings.task_queue
             )
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == ErrorType.SESSION_BUSY:
-                details = cause.details[0] if cause.details else {}
-                return SubmitFiringResult(busy=True, active_run_id=details.get("active_run_id"))
-            if isinstance(cause, ApplicationError) and cause.type == ErrorType.IDEMPOTENCY_CONFLICT:
-                raise ApplicationError(
-                    cause.message, type=ErrorType.IDEMPOTENCY_CONFLICT, non_retryable=True
-                ) from err
-            raise  # e.g. the session is closing its last run: Temporal retries the activity
+        except SessionBusy as busy:
+            return SubmitFiringResult(busy=True, active_run_id=busy.active_run_id)
+        except IdempotencyConflict as err:
+            raise ApplicationError(
+                err.message, type=ErrorType.IDEMPOTENCY_CONFLICT, non_retryable=True
+            ) from err
+        # Anything else (the session kept closing, Temporal is down): Temporal retries.
         state = result.state
         return SubmitFiringResult(
             status=state.status, status_reason=state.status_reason, error=state.error
@@ -157,7 +146,7 @@ class TriggerActivities:
             trigger_id=inp.trigger_id,
             created_at=inp.created_at,
             # The firing waits for the outcome, not for a runner.
-            policy=run_policy(settings, accept_wait_s=0.0),
+            policy=sessions.run_policy(settings, accept_wait_s=0.0),
             api_url=settings.public_api_url,
             notify_workflow_id=inp.notify_workflow_id,
         )
@@ -181,10 +170,8 @@ class TriggerActivities:
     @activity.defn
     async def cancel_target_run(self, inp: CancelTargetInput) -> None:
         """Ask the run's session to cancel it; a session that is gone has nothing to cancel."""
+        cancel = CancelSignal(run_id=inp.run_id, reason=inp.reason)
         try:
-            await session_handle(self._client, inp.session_id).signal(
-                SessionRunWorkflow.cancel, CancelSignal(run_id=inp.run_id, reason=inp.reason)
-            )
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
+            await sessions.signal_cancel(self._client, inp.session_id, cancel)
+        except RunNotActive:
+            pass

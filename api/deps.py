@@ -1,11 +1,13 @@
-"""Dependencies shared by the routes: settings, the Temporal client, store sessions, project."""
+"""Dependencies shared by the routes: settings, the Temporal client, store sessions, project,
+and the paging parameters of every listing."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -39,3 +41,23 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 DbDep = Annotated[AsyncSession, Depends(_db)]
 DbFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_db_factory)]
 ProjectDep = Annotated[str, Depends(_project)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which page of a keyset-paged listing: at most ``limit`` rows after ``cursor``."""
+
+    limit: int
+    cursor: str | None
+
+
+def _page(
+    limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(description="the previous page's `next_cursor`; none: the first page")
+    ] = None,
+) -> Page:
+    return Page(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[Page, Depends(_page)]

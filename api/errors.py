@@ -1,5 +1,6 @@
-"""JSON errors (``{"error": {"code", "message", "details"}}``) and the one place where
-Temporal errors become HTTP errors."""
+"""JSON errors (``{"error": {"code", "message", "details"}}``) and the one place where errors
+become HTTP answers: the API's own ``ApiError``, the domain errors of the workflow clients
+(``clients.errors``), bad cursors and invalid requests."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
+from clients import errors as domain
 from store.keyset import InvalidCursor
-from workflows.errors import ErrorType
 
 
 class ApiError(Exception):
@@ -34,24 +32,38 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def from_temporal(err: Exception) -> ApiError | None:
-    """Map a Temporal client error to the HTTP error a user should see, if it is one."""
-    if isinstance(err, WorkflowUpdateFailedError) and isinstance(err.cause, ApplicationError):
-        cause = err.cause
-        details = cause.details[0] if cause.details else {}
-        if cause.type == ErrorType.SESSION_BUSY:
-            return ApiError(409, "session_busy", cause.message, details)
-        if cause.type == ErrorType.IDEMPOTENCY_CONFLICT:
-            return ApiError(409, "idempotency_conflict", cause.message, details)
-    if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
-        return ApiError(409, "run_not_active", "the run is no longer active")
-    return None
+# Status and code of each domain error; the error's message and details go in the body.
+DOMAIN_ERRORS: dict[type[domain.WorkflowCallError], tuple[int, str]] = {
+    domain.SessionBusy: (409, "session_busy"),
+    domain.IdempotencyConflict: (409, "idempotency_conflict"),
+    domain.RunNotActive: (409, "run_not_active"),
+    domain.ScheduleInvalid: (422, "invalid_schedule"),
+    domain.ScheduleMissing: (409, "schedule_missing"),
+    domain.ScheduleExists: (409, "schedule_exists"),
+    domain.SessionUnavailable: (503, "session_unavailable"),
+    domain.TemporalUnavailable: (503, "temporal_unavailable"),
+}
+
+# How soon a client may retry a 503.
+RETRY_AFTER_S = 1
+
+
+def _domain_answer(exc: domain.WorkflowCallError) -> JSONResponse:
+    status, code = DOMAIN_ERRORS.get(type(exc), (503, "temporal_unavailable"))
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse(
+        error_body(code, exc.message, exc.details), status_code=status, headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(domain.WorkflowCallError)
+    async def _domain_error(_: Request, exc: domain.WorkflowCallError) -> JSONResponse:
+        return _domain_answer(exc)
 
     @app.exception_handler(InvalidCursor)
     async def _invalid_cursor(request: Request, _: InvalidCursor) -> JSONResponse:

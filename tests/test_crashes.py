@@ -38,7 +38,6 @@ async def test_worker_sigkill_mid_run_loses_and_duplicates_nothing(own_stack: St
         assert seqs == list(range(1, len(seqs) + 1))
         text = "".join(e["data"]["text"] for e in events if e["type"] == "message.delta")
         assert text == "".join(f"{i} " for i in range(60))
-        assert done["attempts"]["follow"] >= 1
 
 
 async def test_runner_killed_mid_run_fails_with_runner_lost(own_stack: Stack) -> None:
@@ -103,6 +102,9 @@ async def test_no_runner_answers_202_dispatching_then_dispatch_timeout(
                 done = await wait_for_run(client, started.json()["run_id"], FINAL, timeout=30)
                 assert done["status"] == "failed"
                 assert done["status_reason"] == "dispatch_timeout"
-                assert done["attempts"]["dispatch"] >= 1
+                history = await client.get(f"/v1/runs/{done['run_id']}/history")
+                statuses = [t["status"] for t in history.json()["transitions"]]
+                assert statuses == ["dispatching", "failed"]  # no runner ever took it
+                assert "attempts" not in done and "version" not in done  # internal bookkeeping
         finally:
             stack.stop()

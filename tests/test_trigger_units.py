@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from temporalio.client import ScheduleOverlapPolicy
 
 from api.signatures import SignatureError, new_secret, sign, verify
-from api.trigger_client import build_schedule
+from clients.schedules import build_schedule
 from tether.ids import (
     delivery_id_for,
     firing_run_id,

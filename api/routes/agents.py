@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import DbDep
-from api.schemas import AgentListView, AgentView
+from api.schemas.agents import AgentList, AgentPublic
 from store import queries
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
-@router.get("", response_model=AgentListView)
-async def list_agents(db: DbDep) -> AgentListView:
+@router.get("", response_model=AgentList)
+async def list_agents(db: DbDep) -> AgentList:
     agents = await queries.list_agents(db)
-    return AgentListView(agents=[AgentView.model_validate(a.model_dump()) for a in agents])
+    return AgentList(agents=[AgentPublic.of(a) for a in agents])

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import DbDep, ProjectDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.schemas import Accepted, InteractionList, InteractionView, ResponseCreate
-from api.workflow_client import signal_respond
+from api.schemas.interactions import (
+    Accepted,
+    InteractionList,
+    InteractionPublic,
+    InteractionStatus,
+    ResponseCreate,
+)
+from clients import sessions
 from store import queries
 from workflows.types import InteractionRecord, RespondSignal
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
-
-InteractionStatus = Literal["pending", "resolved", "expired", "cancelled"]
 
 
 @router.get("", response_model=InteractionList)
@@ -30,9 +34,7 @@ async def list_interactions(
     rows = await queries.list_interactions(
         db, project_id, status=status, session_id=session_id, run_id=run_id, limit=limit
     )
-    return InteractionList(
-        interactions=[InteractionView.model_validate(r.model_dump()) for r in rows]
-    )
+    return InteractionList(interactions=[InteractionPublic.of(r) for r in rows])
 
 
 async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRecord:
@@ -42,11 +44,11 @@ async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRe
     return record
 
 
-@router.get("/{interaction_id}", response_model=InteractionView)
+@router.get("/{interaction_id}", response_model=InteractionPublic)
 async def get_interaction(
     interaction_id: str, db: DbDep, project_id: ProjectDep
-) -> InteractionView:
-    return InteractionView.model_validate((await _get(db, project_id, interaction_id)).model_dump())
+) -> InteractionPublic:
+    return InteractionPublic.of(await _get(db, project_id, interaction_id))
 
 
 def validate_response(record: InteractionRecord, response: dict) -> None:
@@ -99,5 +101,5 @@ async def respond(
         response=body.response,
         responder=body.responder,
     )
-    await signal_respond(temporal, record.session_id, answer)
+    await sessions.signal_respond(temporal, record.session_id, answer)
     return Accepted(run_id=record.run_id, interaction_id=interaction_id)

@@ -9,14 +9,22 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.agents_catalog import require_agent
-from api.deps import DbDep, DbFactoryDep, ProjectDep, SettingsDep, TemporalDep
+from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.schemas import CancelCreate, EventList, HistoryView, RunCreate, RunList, RunView
+from api.schemas.runs import (
+    CancelCreate,
+    EventList,
+    EventPublic,
+    HistoryPublic,
+    RunCreate,
+    RunList,
+    RunPublic,
+    TransitionPublic,
+)
 from api.sse import run_event_stream
-from api.workflow_client import request_hash, signal_cancel, submit_run
+from clients import sessions
 from store import queries
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
-from tether.session_client import run_policy
 from workflows.types import CancelSignal, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -48,7 +56,7 @@ class RunStarter:
     def key(self, body: RunCreate) -> str | None:
         return body.idempotency_key or self.header_key
 
-    async def start(self, session_id: str, body: RunCreate) -> RunView:
+    async def start(self, session_id: str, body: RunCreate) -> RunPublic:
         await require_agent(self.db, body.agent)
         settings = self.settings
         spec = RunSpec(
@@ -61,37 +69,39 @@ class RunStarter:
             idempotency_key=self.key(body),
             metadata=body.metadata,
             created_at=datetime.now(UTC),
-            policy=run_policy(
+            policy=sessions.run_policy(
                 settings, accept_wait_s=settings.accept_wait_s if body.wait == "accepted" else 0.0
             ),
-            request_hash=request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
+            request_hash=sessions.request_hash(body.model_dump(include=FINGERPRINTED, mode="json")),
             api_url=settings.public_api_url,
         )
-        result = await submit_run(self.temporal, self.db_factory, settings, spec)
+        result = await sessions.submit_run(
+            self.temporal, self.db_factory, spec, settings.task_queue
+        )
         if result.duplicate:
             self.response.status_code = 200  # the run this key already made
-        return RunView.model_validate(result.state.model_dump())
+        return RunPublic.of(result.state)
 
 
 StarterDep = Annotated[RunStarter, Depends()]
 _STARTED = {
     "status_code": 202,
-    "response_model": RunView,
-    "responses": {200: {"model": RunView, "description": "the run this idempotency key made"}},
+    "response_model": RunPublic,
+    "responses": {200: {"model": RunPublic, "description": "the run this idempotency key made"}},
 }
 
 
 @router.post("/sessions/{session_id}/runs", **_STARTED)  # type: ignore[arg-type]
 async def start_session_run(
     session_id: SessionIdPath, body: RunCreate, starter: StarterDep
-) -> RunView:
+) -> RunPublic:
     """Start a run in this session (created on first use); ``multitask`` says what happens
     if the session is busy."""
     return await starter.start(session_id, body)
 
 
 @router.post("/runs", **_STARTED)  # type: ignore[arg-type]
-async def start_run(body: RunCreate, starter: StarterDep) -> RunView:
+async def start_run(body: RunCreate, starter: StarterDep) -> RunPublic:
     """Start a run in a new session. With an idempotency key the session is derived from the
     key, so a retry finds the run it made."""
     key = starter.key(body)
@@ -103,6 +113,7 @@ async def start_run(body: RunCreate, starter: StarterDep) -> RunView:
 async def list_runs(
     db: DbDep,
     project_id: ProjectDep,
+    page: PageDep,
     session_id: str | None = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
     agent: str | None = None,
@@ -111,8 +122,6 @@ async def list_runs(
     created_before: datetime | None = None,
     order_by: Literal["created_at", "updated_at", "ended_at", "status"] = "created_at",
     direction: Literal["asc", "desc"] = "desc",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
 ) -> RunList:
     """Runs, filtered and ordered; page with ``cursor`` = the previous ``next_cursor``."""
     runs, next_cursor = await queries.list_runs(
@@ -126,23 +135,21 @@ async def list_runs(
         created_before=created_before,
         order_by=order_by,
         direction=direction,
-        limit=limit,
-        cursor=cursor,
+        limit=page.limit,
+        cursor=page.cursor,
     )
-    return RunList(
-        runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor
-    )
+    return RunList(runs=[RunPublic.of(r) for r in runs], next_cursor=next_cursor)
 
 
-async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunView:
+async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunPublic:
     run = await queries.get_run(db, project_id, run_id)
     if run is None:
         raise not_found("run", run_id)
-    return RunView.model_validate(run.model_dump())
+    return RunPublic.of(run)
 
 
-@router.get("/runs/{run_id}", response_model=RunView)
-async def get_run(run_id: str, db: DbDep, project_id: ProjectDep) -> RunView:
+@router.get("/runs/{run_id}", response_model=RunPublic)
+async def get_run(run_id: str, db: DbDep, project_id: ProjectDep) -> RunPublic:
     return await _get_run(db, project_id, run_id)
 
 
@@ -158,7 +165,9 @@ async def list_run_events(
     await _get_run(db, project_id, run_id)
     events = await queries.list_events(db, project_id, run_id, after=after, limit=limit)
     next_after = events[-1].seq if len(events) == limit else None
-    return EventList(run_id=run_id, events=events, next_after=next_after)
+    return EventList(
+        run_id=run_id, events=[EventPublic.of(e) for e in events], next_after=next_after
+    )
 
 
 @router.get("/runs/{run_id}/stream")
@@ -185,20 +194,21 @@ async def stream_run(
     )
 
 
-@router.get("/runs/{run_id}/history", response_model=HistoryView)
-async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryView:
+@router.get("/runs/{run_id}/history", response_model=HistoryPublic)
+async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryPublic:
     await _get_run(db, project_id, run_id)
-    return HistoryView(run_id=run_id, transitions=await queries.run_history(db, project_id, run_id))
+    transitions = await queries.run_history(db, project_id, run_id)
+    return HistoryPublic(run_id=run_id, transitions=[TransitionPublic.of(t) for t in transitions])
 
 
-@router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunView)
+@router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunPublic)
 async def cancel_run(
     run_id: str,
     db: DbDep,
     temporal: TemporalDep,
     project_id: ProjectDep,
     body: CancelCreate | None = None,
-) -> RunView:
+) -> RunPublic:
     """Ask the run to stop; it is recorded ``cancelled`` once the runner stopped it."""
     run = await _get_run(db, project_id, run_id)
     if run.status.is_terminal:
@@ -208,7 +218,7 @@ async def cancel_run(
             f"run {run_id} already ended ({run.status.value})",
             {"status": run.status.value},
         )
-    await signal_cancel(
+    await sessions.signal_cancel(
         temporal, run.session_id, CancelSignal(run_id=run_id, reason=body.reason if body else None)
     )
     return run

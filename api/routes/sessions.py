@@ -6,26 +6,24 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import DbDep, ProjectDep
+from api.deps import DbDep, PageDep, ProjectDep
 from api.errors import ApiError, not_found
-from api.schemas import ActiveRunView, SessionList, SessionView
+from api.schemas.runs import ActiveRunPublic
+from api.schemas.sessions import SessionList, SessionPublic, SessionStatus
 from store import queries
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
-
-SessionStatus = Literal["idle", "active", "waiting_for_input"]
 
 
 @router.get("", response_model=SessionList)
 async def list_sessions(
     db: DbDep,
     project_id: ProjectDep,
+    page: PageDep,
     status: Annotated[list[SessionStatus] | None, Query()] = None,
     agent: str | None = None,
     order_by: Literal["last_activity_at", "created_at"] = "last_activity_at",
     direction: Literal["asc", "desc"] = "desc",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
 ) -> SessionList:
     sessions, next_cursor = await queries.list_sessions(
         db,
@@ -34,25 +32,25 @@ async def list_sessions(
         agent=agent,
         order_by=order_by,
         direction=direction,
-        limit=limit,
-        cursor=cursor,
+        limit=page.limit,
+        cursor=page.cursor,
     )
     return SessionList(
-        sessions=[SessionView.model_validate(s.model_dump()) for s in sessions],
+        sessions=[SessionPublic.of(s) for s in sessions],
         next_cursor=next_cursor,
     )
 
 
-@router.get("/{session_id}", response_model=SessionView)
-async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> SessionView:
+@router.get("/{session_id}", response_model=SessionPublic)
+async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> SessionPublic:
     summary = await queries.get_session(db, project_id, session_id)
     if summary is None:
         raise not_found("session", session_id)
-    return SessionView.model_validate(summary.model_dump())
+    return SessionPublic.of(summary)
 
 
-@router.get("/{session_id}/active-run", response_model=ActiveRunView)
-async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunView:
+@router.get("/{session_id}/active-run", response_model=ActiveRunPublic)
+async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunPublic:
     """The run the session is busy with, with its stream cursor; 404 when it is idle."""
     run = await queries.get_active_run(db, project_id, session_id)
     if run is None:
@@ -64,8 +62,8 @@ async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> 
         )
     # The transcript runs ahead of the run row (rows are written as events stream in).
     cursor = max(run.last_seq, await queries.last_event_seq(db, project_id, run.run_id))
-    return ActiveRunView(
-        **run.model_dump(exclude={"duration_ms"}),
+    return ActiveRunPublic.of(
+        run,
         cursor=cursor,
         stream_url=f"/v1/runs/{run.run_id}/stream?after={cursor}",
         last_activity_at=run.updated_at,

@@ -17,11 +17,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import Headers
 
-from api import trigger_client
 from api.deps import DbDep, ProjectDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
+from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
-from api.trigger_schemas import DeliveryView, FireAccepted
+from clients import schedules
 from store.queries_triggers import find_trigger, get_delivery
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id, firing_workflow_id
 from tether.templating import TemplateError, firing_context, lookup, render
@@ -73,7 +73,7 @@ async def fire_trigger(
         if trigger.project_id != project_id:
             raise not_found("trigger", trigger_id)
         _require_active(trigger)
-        await trigger_client.fire_schedule(temporal, trigger_id)
+        await schedules.fire_schedule(temporal, trigger_id)
         return FireAccepted(trigger_id=trigger_id, status="fired")
 
     body = await _read_body(request, settings.webhook_max_body_bytes)
@@ -105,9 +105,7 @@ async def fire_trigger(
         return _duplicate(accepted, recorded)
 
     _check_renders(trigger, payload, event_id)
-    if not await trigger_client.start_webhook_firing(
-        temporal, trigger, event_id, payload, settings
-    ):
+    if not await schedules.start_webhook_firing(temporal, trigger, event_id, payload, settings):
         response.status_code = 200
         recorded = await get_delivery(db, trigger.project_id, accepted.delivery_id)
         return _duplicate(accepted, recorded)
@@ -182,5 +180,5 @@ def _check_renders(trigger: TriggerRecord, payload: Any, event_id: str) -> None:
 
 
 def _duplicate(accepted: FireAccepted, recorded: Any) -> FireAccepted:
-    delivery = DeliveryView.model_validate(recorded.model_dump()) if recorded else None
+    delivery = DeliveryPublic.of(recorded) if recorded else None
     return accepted.model_copy(update={"duplicate": True, "delivery": delivery})

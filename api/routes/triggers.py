@@ -10,25 +10,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from temporalio.client import ScheduleBackfill
+from fastapi import APIRouter, Depends, Query, Response
 
-from api import trigger_client
 from api.agents_catalog import require_agent
-from api.deps import DbDep, DbFactoryDep, ProjectDep, SettingsDep, TemporalDep
+from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
-from api.signatures import new_secret
-from api.trigger_schemas import (
+from api.schemas.triggers import (
     BackfillAccepted,
     BackfillCreate,
     DeliveryList,
-    DeliveryView,
+    DeliveryPublic,
     TriggerCreate,
     TriggerCreated,
     TriggerList,
+    TriggerPublic,
     TriggerUpdate,
-    TriggerView,
 )
+from api.signatures import new_secret
+from clients import schedules
 from store.queries_triggers import get_delivery, get_trigger, list_deliveries, list_triggers
 from store.trigger_writes import drop_trigger, insert_trigger, mark_trigger_deleted, save_trigger
 from tether.ids import new_trigger_id, schedule_id
@@ -44,10 +43,10 @@ from workflows.trigger_types import (
 router = APIRouter(prefix="/v1/triggers", tags=["triggers"])
 
 
-def trigger_view(trigger: TriggerRecord, settings: Settings) -> TriggerView:
+def trigger_view(trigger: TriggerRecord, settings: Settings) -> TriggerPublic:
     webhook = trigger.kind == TriggerKind.WEBHOOK
-    return TriggerView(
-        **trigger.model_dump(),
+    return TriggerPublic.of(
+        trigger,
         webhook_url=(
             f"{settings.public_api_url.rstrip('/')}/v1/triggers/{trigger.trigger_id}/fire"
             if webhook
@@ -120,12 +119,12 @@ async def create_trigger(
         await insert_trigger(session, record, secret)
     if not webhook:
         try:
-            await trigger_client.create_schedule(temporal, record, settings)
+            await schedules.create_schedule(temporal, record, settings)
         except Exception:
             async with db_factory.begin() as session:
                 await drop_trigger(session, record.trigger_id)
             raise
-    return TriggerCreated(**trigger_view(record, settings).model_dump(), secret=secret)
+    return TriggerCreated.of(trigger_view(record, settings), secret=secret)
 
 
 @router.get("", response_model=TriggerList)
@@ -133,27 +132,26 @@ async def list_project_triggers(
     db: DbDep,
     settings: SettingsDep,
     project_id: ProjectDep,
+    page: PageDep,
     kind: TriggerKind | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
 ) -> TriggerList:
     """The project's triggers, newest first; page with ``cursor`` = ``next_cursor``."""
     triggers, next_cursor = await list_triggers(
-        db, project_id, kind=kind, limit=limit, cursor=cursor
+        db, project_id, kind=kind, limit=page.limit, cursor=page.cursor
     )
     return TriggerList(
         triggers=[trigger_view(t, settings) for t in triggers], next_cursor=next_cursor
     )
 
 
-@router.get("/{trigger_id}", response_model=TriggerView)
+@router.get("/{trigger_id}", response_model=TriggerPublic)
 async def read_trigger(
     trigger_id: str, db: DbDep, settings: SettingsDep, project_id: ProjectDep
-) -> TriggerView:
+) -> TriggerPublic:
     return trigger_view(await _trigger(db, project_id, trigger_id), settings)
 
 
-@router.patch("/{trigger_id}", response_model=TriggerView)
+@router.patch("/{trigger_id}", response_model=TriggerPublic)
 async def update_trigger(
     trigger_id: str,
     body: TriggerUpdate,
@@ -162,7 +160,7 @@ async def update_trigger(
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
-) -> TriggerView:
+) -> TriggerPublic:
     """Change a trigger; each object given (``target``, ``schedule``, ...) replaces the
     stored one. Firings already started keep the configuration they started with."""
     trigger = await _trigger(db, project_id, trigger_id)
@@ -177,54 +175,49 @@ async def update_trigger(
         _check_input(trigger.kind, changes["target"].input)
     updated = trigger.model_copy(update={**changes, "updated_at": datetime.now(UTC)})
     if trigger.kind == TriggerKind.SCHEDULE:  # Temporal checks the spec before it is stored
-        await trigger_client.update_schedule(temporal, updated, settings)
+        await schedules.update_schedule(temporal, updated, settings)
     async with db_factory.begin() as session:
         await save_trigger(session, updated)
     return trigger_view(updated, settings)
 
 
-async def _set_paused(
-    trigger_id: str,
-    paused: bool,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: str,
-) -> TriggerView:
-    trigger = await _trigger(db, project_id, trigger_id)
-    if trigger.kind == TriggerKind.SCHEDULE:
-        note = "paused through the Tether API" if paused else "resumed through the Tether API"
-        await trigger_client.set_paused(temporal, trigger_id, paused, note)
-    updated = trigger.model_copy(update={"paused": paused, "updated_at": datetime.now(UTC)})
-    async with db_factory.begin() as session:
-        await save_trigger(session, updated)
-    return trigger_view(updated, settings)
+class Pauser:
+    """Pause or resume a trigger: its schedule in Temporal first, then its row."""
+
+    def __init__(
+        self,
+        db: DbDep,
+        db_factory: DbFactoryDep,
+        temporal: TemporalDep,
+        settings: SettingsDep,
+        project_id: ProjectDep,
+    ) -> None:
+        self.db, self.db_factory, self.temporal = db, db_factory, temporal
+        self.settings, self.project_id = settings, project_id
+
+    async def set_paused(self, trigger_id: str, paused: bool) -> TriggerPublic:
+        trigger = await _trigger(self.db, self.project_id, trigger_id)
+        if trigger.kind == TriggerKind.SCHEDULE:
+            note = "paused through the Tether API" if paused else "resumed through the Tether API"
+            await schedules.set_paused(self.temporal, trigger_id, paused, note)
+        updated = trigger.model_copy(update={"paused": paused, "updated_at": datetime.now(UTC)})
+        async with self.db_factory.begin() as session:
+            await save_trigger(session, updated)
+        return trigger_view(updated, self.settings)
 
 
-@router.post("/{trigger_id}/pause", response_model=TriggerView)
-async def pause_trigger(
-    trigger_id: str,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: ProjectDep,
-) -> TriggerView:
+PauserDep = Annotated[Pauser, Depends()]
+
+
+@router.post("/{trigger_id}/pause", response_model=TriggerPublic)
+async def pause_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
     """Stop firing: the schedule is paused; a webhook answers ``409 trigger_paused``."""
-    return await _set_paused(trigger_id, True, db, db_factory, temporal, settings, project_id)
+    return await pauser.set_paused(trigger_id, True)
 
 
-@router.post("/{trigger_id}/resume", response_model=TriggerView)
-async def resume_trigger(
-    trigger_id: str,
-    db: DbDep,
-    db_factory: DbFactoryDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    project_id: ProjectDep,
-) -> TriggerView:
-    return await _set_paused(trigger_id, False, db, db_factory, temporal, settings, project_id)
+@router.post("/{trigger_id}/resume", response_model=TriggerPublic)
+async def resume_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
+    return await pauser.set_paused(trigger_id, False)
 
 
 @router.delete("/{trigger_id}", status_code=204, response_class=Response)
@@ -238,7 +231,7 @@ async def delete_trigger(
     """Delete the trigger (and its schedule). Firings under way still finish their runs."""
     trigger = await _trigger(db, project_id, trigger_id)
     if trigger.kind == TriggerKind.SCHEDULE:
-        await trigger_client.delete_schedule(temporal, trigger_id)
+        await schedules.delete_schedule(temporal, trigger_id)
     async with db_factory.begin() as session:
         await mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
     return Response(status_code=204)
@@ -258,12 +251,7 @@ async def backfill_trigger(
         raise ApiError(409, "not_a_schedule", "only schedule triggers can be backfilled")
     if trigger.paused:
         raise ApiError(409, "trigger_paused", f"trigger {trigger_id} is paused")
-    overlap = trigger_client.OVERLAP[body.overlap]
-    await trigger_client.backfill(
-        temporal,
-        trigger_id,
-        ScheduleBackfill(start_at=body.start_at, end_at=body.end_at, overlap=overlap),
-    )
+    await schedules.backfill(temporal, trigger_id, body.start_at, body.end_at, body.overlap)
     return BackfillAccepted(
         trigger_id=trigger_id, start_at=body.start_at, end_at=body.end_at, overlap=body.overlap
     )
@@ -274,27 +262,26 @@ async def list_trigger_deliveries(
     trigger_id: str,
     db: DbDep,
     project_id: ProjectDep,
+    page: PageDep,
     status: Annotated[list[DeliveryStatus] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
 ) -> DeliveryList:
     """The trigger's firings, newest first: each one's event, run and outcome."""
     await _trigger(db, project_id, trigger_id)
     deliveries, next_cursor = await list_deliveries(
-        db, project_id, trigger_id, statuses=status, limit=limit, cursor=cursor
+        db, project_id, trigger_id, statuses=status, limit=page.limit, cursor=page.cursor
     )
     return DeliveryList(
-        deliveries=[DeliveryView.model_validate(d.model_dump()) for d in deliveries],
+        deliveries=[DeliveryPublic.of(d) for d in deliveries],
         next_cursor=next_cursor,
     )
 
 
-@router.get("/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryView)
+@router.get("/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryPublic)
 async def read_trigger_delivery(
     trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
-) -> DeliveryView:
+) -> DeliveryPublic:
     await _trigger(db, project_id, trigger_id)
     delivery = await get_delivery(db, project_id, delivery_id)
     if delivery is None or delivery.trigger_id != trigger_id:
         raise not_found("delivery", delivery_id)
-    return DeliveryView.model_validate(delivery.model_dump())
+    return DeliveryPublic.of(delivery)

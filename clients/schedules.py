@@ -1,14 +1,14 @@
-"""The API's Temporal calls for triggers.
+"""Temporal calls for triggers, raising the domain errors of ``clients.errors``.
 
 A schedule trigger is a Temporal Schedule (ID ``trigger-{trigger_id}``) whose action starts a
 ``TriggerFiringWorkflow``; pause, resume, delete, backfill and "fire now" are the schedule's
 own operations. A webhook firing is a ``TriggerFiringWorkflow`` started under its business
-key, so a duplicate event lands on the same execution. Temporal errors become API errors here.
+key, so a duplicate event lands on the same execution.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.client import (
     Client,
@@ -34,7 +34,13 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError
+from clients.errors import (
+    ScheduleExists,
+    ScheduleInvalid,
+    ScheduleMissing,
+    TemporalUnavailable,
+    WorkflowCallError,
+)
 from tether import temporal as sa
 from tether.ids import firing_workflow_id, schedule_id
 from tether.settings import Settings
@@ -109,16 +115,14 @@ def _handle(client: Client, trigger_id: str) -> ScheduleHandle:
     return client.get_schedule_handle(schedule_id(trigger_id))
 
 
-def _mapped(err: RPCError) -> ApiError:
+def _mapped(err: RPCError) -> WorkflowCallError:
     if err.status == RPCStatusCode.INVALID_ARGUMENT:
-        return ApiError(422, "invalid_schedule", err.message, {})
+        return ScheduleInvalid(err.message)
     if err.status == RPCStatusCode.NOT_FOUND:
-        return ApiError(
-            409,
-            "schedule_missing",
-            "the trigger's Temporal schedule is gone; update the trigger to recreate it",
+        return ScheduleMissing(
+            "the trigger's Temporal schedule is gone; update the trigger to recreate it"
         )
-    return ApiError(503, "temporal_unavailable", f"Temporal did not answer: {err.message}")
+    return TemporalUnavailable(f"Temporal did not answer: {err.message}")
 
 
 async def create_schedule(client: Client, trigger: TriggerRecord, settings: Settings) -> None:
@@ -129,7 +133,7 @@ async def create_schedule(client: Client, trigger: TriggerRecord, settings: Sett
             memo={"trigger_id": trigger.trigger_id, "name": trigger.name},
         )
     except ScheduleAlreadyRunningError as err:  # IDs are unique: only a retried create
-        raise ApiError(409, "schedule_exists", str(err)) from err
+        raise ScheduleExists(str(err)) from err
     except RPCError as err:
         raise _mapped(err) from err
 
@@ -166,7 +170,15 @@ async def delete_schedule(client: Client, trigger_id: str) -> None:
             raise _mapped(err) from err
 
 
-async def backfill(client: Client, trigger_id: str, fill: ScheduleBackfill) -> None:
+async def backfill(
+    client: Client,
+    trigger_id: str,
+    start_at: datetime,
+    end_at: datetime,
+    overlap: OverlapPolicy,
+) -> None:
+    """Fire the schedule for the times it would have fired in ``[start_at, end_at)``."""
+    fill = ScheduleBackfill(start_at=start_at, end_at=end_at, overlap=OVERLAP[overlap])
     try:
         await _handle(client, trigger_id).backfill(fill)
     except RPCError as err:

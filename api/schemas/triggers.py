@@ -1,26 +1,21 @@
-"""Request and response bodies of ``/v1/triggers`` (``…Create`` / ``…Update`` in, ``…View``
-out)."""
+"""Bodies of ``/v1/triggers``: triggers, their firings (deliveries), backfills."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from api.schemas.base import Body, Public
 from workflows.trigger_types import (
-    DeliveryRecord,
+    DeliveryStatus,
     OverlapPolicy,
     ScheduleConfig,
     TriggerKind,
-    TriggerRecord,
     TriggerTarget,
     WebhookConfig,
 )
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class WebhookCreate(WebhookConfig):
@@ -32,7 +27,7 @@ class WebhookCreate(WebhookConfig):
     )
 
 
-class TriggerCreate(_Body):
+class TriggerCreate(Body):
     name: str = Field(min_length=1, max_length=256)
     kind: TriggerKind
     target: TriggerTarget
@@ -53,7 +48,7 @@ class TriggerCreate(_Body):
         return self
 
 
-class TriggerUpdate(_Body):
+class TriggerUpdate(Body):
     """Fields to change; each given object replaces the stored one whole."""
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
@@ -63,7 +58,20 @@ class TriggerUpdate(_Body):
     metadata: dict[str, Any] | None = None
 
 
-class TriggerView(TriggerRecord):
+class TriggerPublic(Public):
+    """A trigger's configuration (never its webhook secret) and where it fires from."""
+
+    trigger_id: str
+    project_id: str
+    name: str
+    kind: TriggerKind
+    target: TriggerTarget
+    schedule: ScheduleConfig | None = None
+    webhook: WebhookConfig | None = None
+    paused: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
     webhook_url: str | None = Field(
         default=None, description="where senders POST signed events (webhook triggers)"
     )
@@ -72,27 +80,42 @@ class TriggerView(TriggerRecord):
     )
 
 
-class TriggerCreated(TriggerView):
+class TriggerCreated(TriggerPublic):
     secret: str | None = Field(
         default=None, description="The webhook's signing secret. Shown once, here; store it now."
     )
 
 
 class TriggerList(BaseModel):
-    triggers: list[TriggerView]
+    triggers: list[TriggerPublic]
     next_cursor: str | None = None
 
 
-class DeliveryView(DeliveryRecord):
-    pass
+class DeliveryPublic(Public):
+    """One firing of a trigger and what became of it."""
+
+    delivery_id: str
+    trigger_id: str
+    project_id: str
+    event_id: str
+    source: Literal["schedule", "webhook"]
+    status: DeliveryStatus
+    status_reason: str | None = None
+    details: dict[str, Any] | None = None
+    run_id: str | None = None
+    session_id: str | None = None
+    firing_workflow_id: str
+    payload: Any = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class DeliveryList(BaseModel):
-    deliveries: list[DeliveryView]
+    deliveries: list[DeliveryPublic]
     next_cursor: str | None = None
 
 
-class BackfillCreate(_Body):
+class BackfillCreate(Body):
     start_at: datetime
     end_at: datetime
     overlap: OverlapPolicy = Field(
@@ -130,6 +153,6 @@ class FireAccepted(BaseModel):
     )
     session_id: str | None = None
     firing_workflow_id: str | None = None
-    delivery: DeliveryView | None = Field(
+    delivery: DeliveryPublic | None = Field(
         default=None, description="the delivery, if already recorded"
     )
