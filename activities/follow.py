@@ -181,16 +181,7 @@ class Follower:
             expires_at = (
                 event.ts + timedelta(seconds=asked.expires_in) if asked.expires_in else None
             )
-            interaction = PendingInteraction(
-                interaction_id=asked.interaction_id,
-                kind=asked.kind,
-                prompt=asked.prompt,
-                options=asked.options,
-                tool_call=asked.tool_call,
-                response_schema=asked.response_schema,
-                requested_at=event.ts,
-                expires_at=expires_at,
-            )
+            interaction = PendingInteraction.asked(asked, event.ts, expires_at)
             return FollowOutcome(kind="interaction", interaction=interaction, **base)
         status = _TERMINAL_STATUS.get(event.type)
         if status is None:

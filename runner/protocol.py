@@ -136,16 +136,22 @@ class InteractionOption(_Wire):
     kind: str | None = None  # ACP: allow_once, allow_always, reject_once, reject_always
 
 
-class InteractionRequested(_Wire):
-    """``data`` of the ``interaction.requested`` event."""
+class InteractionQuestion(_Wire):
+    """What an agent asks a human. Every shape of an interaction extends this one: the wire
+    event below, the workflow's pending interaction, its record, and the API's view."""
 
     interaction_id: str
     kind: Literal["permission", "input"]
     prompt: str
     options: list[InteractionOption] = Field(default_factory=list)
     tool_call: dict[str, Any] | None = None
-    expires_in: float | None = None  # seconds; None: the orchestrator's default
     response_schema: dict[str, Any] | None = None  # for "input": JSON schema of the answer
+
+
+class InteractionRequested(InteractionQuestion):
+    """``data`` of the ``interaction.requested`` event."""
+
+    expires_in: float | None = None  # seconds; None: the orchestrator's default
 
 
 class InteractionReply(_Wire):

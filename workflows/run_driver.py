@@ -202,19 +202,8 @@ class RunDriver:
             pending.requested_at + timedelta(seconds=spec.policy.interaction_expiry_s)
         )
         pending = pending.model_copy(update={"expires_at": expires_at})
-        record = InteractionRecord(
-            interaction_id=pending.interaction_id,
-            run_id=spec.run_id,
-            session_id=spec.session_id,
-            project_id=spec.project_id,
-            kind=pending.kind,
-            prompt=pending.prompt,
-            options=pending.options,
-            tool_call=pending.tool_call,
-            response_schema=pending.response_schema,
-            status="pending",
-            requested_at=pending.requested_at,
-            expires_at=expires_at,
+        record = InteractionRecord.pending(
+            pending, run_id=spec.run_id, session_id=spec.session_id, project_id=spec.project_id
         )
         self._interactions[pending.interaction_id] = record
         self.answer = None

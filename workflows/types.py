@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from runner.protocol import InteractionOption, InteractionReply
+from runner.protocol import InteractionQuestion, InteractionReply
 
 
 class RunStatus(StrEnum):
@@ -92,15 +92,19 @@ class RunSpec(BaseModel):
     notify_workflow_id: str | None = None
 
 
-class PendingInteraction(BaseModel):
-    interaction_id: str
-    kind: Literal["permission", "input"]
-    prompt: str
-    options: list[InteractionOption] = Field(default_factory=list)
-    tool_call: dict[str, Any] | None = None
-    response_schema: dict[str, Any] | None = None
+class PendingInteraction(InteractionQuestion):
+    """A question the run waits on: when it was asked and when it expires."""
+
     requested_at: datetime
     expires_at: datetime | None = None
+
+    @classmethod
+    def asked(
+        cls, question: InteractionQuestion, requested_at: datetime, expires_at: datetime | None
+    ) -> PendingInteraction:
+        return cls.model_validate(
+            {**dict(question), "requested_at": requested_at, "expires_at": expires_at}
+        )
 
 
 class RunResult(BaseModel):
@@ -242,23 +246,25 @@ class RecordRunInput(BaseModel):
     request_hash: str | None = None
 
 
-class InteractionRecord(BaseModel):
-    interaction_id: str
+class InteractionRecord(PendingInteraction):
+    """An interaction of a run and what became of it: the store's record of it."""
+
     run_id: str
     session_id: str
     project_id: str
-    kind: Literal["permission", "input"]
-    prompt: str
-    options: list[InteractionOption] = Field(default_factory=list)
-    tool_call: dict[str, Any] | None = None
-    response_schema: dict[str, Any] | None = None
     status: Literal["pending", "resolved", "expired", "cancelled"]
     response: dict[str, Any] | None = None
     responder: str | None = None
-    requested_at: datetime
-    expires_at: datetime | None = None
     resolved_at: datetime | None = None
     ignored_responses: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def pending(
+        cls, question: PendingInteraction, *, run_id: str, session_id: str, project_id: str
+    ) -> InteractionRecord:
+        """The record of ``question`` as just asked by run ``run_id``."""
+        fields = {"run_id": run_id, "session_id": session_id, "project_id": project_id}
+        return cls.model_validate({**dict(question), **fields, "status": "pending"})
 
 
 class CarriedRun(BaseModel):
