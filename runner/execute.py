@@ -10,16 +10,16 @@ from runner.agents.base import AgentContext, AgentError, AgentResult, AgentSpec
 from runner.protocol import EventType
 
 if TYPE_CHECKING:
-    from runner.runs import Run
+    from runner.runs import HostedRun
 
 log = logging.getLogger(__name__)
 
 
-async def execute_agent(run: Run, spec: AgentSpec, ctx: AgentContext) -> None:
+async def execute_agent(run: HostedRun, spec: AgentSpec, ctx: AgentContext) -> None:
     """Run ``spec`` and finish ``run`` with ``run.completed``, ``run.failed`` or ``run.cancelled``.
 
-    ``Run.finish`` ignores all but the first terminal event, so a cancel that raced the agent's
-    return, or a forced cancel after the grace period, still leaves exactly one.
+    ``HostedRun.finish`` ignores all but the first terminal event, so a cancel that raced the
+    agent's return, or a forced cancel after the grace period, still leaves exactly one.
     """
     try:
         result = await spec.run(ctx)

@@ -22,7 +22,7 @@ from runner.protocol import (
     encode_record,
 )
 from runner.runs import (
-    Run,
+    HostedRun,
     RunConflictError,
     RunRegistry,
     UnknownAgentError,
@@ -66,7 +66,7 @@ def require_token(request: Request, settings: RunnerSettings) -> None:
         )
 
 
-def _known_run(registry: RunRegistry, run_id: str) -> Run:
+def _known_run(registry: RunRegistry, run_id: str) -> HostedRun:
     run = registry.get(run_id)
     if run is None:
         raise RunnerError(404, "unknown_run", f"this runner does not know run {run_id}")
@@ -133,7 +133,9 @@ async def reply_to_interaction(
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(run_id: str, registry: Registry, body: CancelRequest | None = None) -> Ack:
+async def cancel_hosted_run(
+    run_id: str, registry: Registry, body: CancelRequest | None = None
+) -> Ack:
     """Cancel the run; its stream ends with ``run.cancelled``. Cancelling an ended run is a
     duplicate."""
     run = _known_run(registry, run_id)

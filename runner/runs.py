@@ -47,8 +47,9 @@ class UnknownInteractionError(KeyError):
     """The run never asked this interaction."""
 
 
-class Run:
-    """One run: an append-only transcript (``seq`` from 1, no gaps) plus its live state."""
+class HostedRun:
+    """One run as this runner hosts it: an append-only transcript (``seq`` from 1, no gaps)
+    plus its live state."""
 
     def __init__(
         self, run_id: str, agent: str, session_id: str, cooperative_cancel: bool = False
@@ -214,12 +215,12 @@ class RunRegistry:
         self.replica_id = replica_id
         self.retention_s = retention_s
         self.cancel_grace_s = cancel_grace_s
-        self._runs: dict[str, Run] = {}
+        self._runs: dict[str, HostedRun] = {}
 
-    def get(self, run_id: str) -> Run | None:
+    def get(self, run_id: str) -> HostedRun | None:
         return self._runs.get(run_id)
 
-    def dispatch(self, request: DispatchRequest) -> Run:
+    def dispatch(self, request: DispatchRequest) -> HostedRun:
         """Start the run, or return it if this run ID is already known (idempotent).
 
         ``run.started`` is seq 1 and is appended before this returns, so the answer's first
@@ -236,7 +237,7 @@ class RunRegistry:
         spec = self.agents.get(request.agent)
         if spec is None:
             raise UnknownAgentError(request.agent)
-        run = Run(request.run_id, request.agent, request.session_id, spec.cooperative_cancel)
+        run = HostedRun(request.run_id, request.agent, request.session_id, spec.cooperative_cancel)
         started = RunStartedData(
             replica_id=self.replica_id, agent=request.agent, attempt=request.attempt
         )
@@ -247,7 +248,7 @@ class RunRegistry:
         self._runs[request.run_id] = run
         return run
 
-    def cancel(self, run: Run, reason: str | None) -> bool:
+    def cancel(self, run: HostedRun, reason: str | None) -> bool:
         """Cancel ``run``; False if it already ended or was already cancelled."""
         return run.request_cancel(reason, self.cancel_grace_s)
 

@@ -41,7 +41,7 @@ from runner.acp.mapping import (
 )
 from runner.agents.base import AgentContext
 from runner.protocol import DispatchRequest, EventType, InteractionReply, InteractionRequested
-from runner.runs import Run
+from runner.runs import HostedRun
 
 FIXTURES = Path(__file__).parent / "fixtures" / "acp"
 RUNNER_FIXTURES = Path(protocol.__file__).parent / "fixtures"
@@ -164,7 +164,7 @@ class BurstAgent:
 
 async def test_updates_keep_wire_order_through_the_sdk() -> None:
     """The SDK handles each notification in its own task; events must still follow the wire."""
-    run = Run("run_burst", "burst", "sess-burst")
+    run = HostedRun("run_burst", "burst", "sess-burst")
     request = DispatchRequest(
         run_id="run_burst", session_id="sess-burst", project_id="default", agent="burst"
     )

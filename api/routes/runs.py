@@ -202,7 +202,7 @@ async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> History
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunPublic)
-async def cancel_run(
+async def request_cancel(
     run_id: str,
     db: DbDep,
     temporal: TemporalDep,

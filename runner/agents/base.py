@@ -26,7 +26,7 @@ from runner.protocol import (
 )
 
 if TYPE_CHECKING:
-    from runner.runs import Run
+    from runner.runs import HostedRun
 
 # The run's lifecycle and interactions are the runner's to report; an agent emitting them
 # directly would give followers a transcript the runner cannot stand behind.
@@ -100,7 +100,7 @@ def agent(
 class AgentContext:
     """What an agent sees of its run: the dispatch, and ways to emit events and ask the human."""
 
-    def __init__(self, run: Run, request: DispatchRequest) -> None:
+    def __init__(self, run: HostedRun, request: DispatchRequest) -> None:
         self._run = run
         self.run_id = request.run_id
         self.session_id = request.session_id
