@@ -16,6 +16,7 @@ print('\n'.join(deps))" > requirements.txt \
  && pip wheel --wheel-dir /wheels -r requirements.txt
 COPY README.md worker.py ./
 COPY tether tether
+COPY clients clients
 COPY workflows workflows
 COPY activities activities
 COPY api api
