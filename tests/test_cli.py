@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
-from tether.procs import Service, free_port, wait_http
+from tether.devstack.processes import Service, free_port, wait_http
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 

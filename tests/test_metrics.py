@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures_db import migrated_database
 from tests.stack import Stack, collect_sse, wait_for_pending_interaction, wait_for_run
-from tether.procs import free_port
+from tether.devstack.processes import free_port
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 

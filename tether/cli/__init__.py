@@ -54,7 +54,7 @@ def _dev(args: argparse.Namespace) -> None:
         os.environ["TETHER_TEMPORAL_ADDRESS"] = f"127.0.0.1:{args.temporal_port}"
     get_settings.cache_clear()
 
-    from tether.dev import run_dev
+    from tether.devstack.supervisor import run_dev
 
     asyncio.run(run_dev(get_settings()))
 

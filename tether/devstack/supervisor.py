@@ -16,9 +16,9 @@ from pathlib import Path
 from temporalio.client import Client
 
 from store.db import migrate
-from tether.procs import Service, venv_binary, wait_http
+from tether.devstack.processes import Service, venv_binary, wait_http
+from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
 from tether.settings import Settings
-from tether.temporal import DEV_SERVER_TUNING, search_attribute_flags
 
 
 def temporal_argv(settings: Settings, db_file: Path, *, ui: bool = True) -> list[str]:
