@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.processes import Service, free_port, wait_http
+from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
