@@ -60,10 +60,12 @@ def _dev(args: argparse.Namespace) -> None:
 
 
 def _migrate(_: argparse.Namespace) -> None:
-    from store.db import migrate
+    from store.db import migrate_store
     from tether.settings import get_settings
 
-    asyncio.run(migrate(get_settings().database_url))
+    settings = get_settings()
+    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id))
+    print(f"migrated {shown}")
 
 
 def _api_command(args: argparse.Namespace) -> int:
