@@ -25,7 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from bench.bare_workflow import BareWorkflow
-from tests.stack import Stack, standalone_stack
+from tether.devstack.stack import Stack, standalone_stack
 
 
 def percentile(samples: list[float], q: float) -> float:

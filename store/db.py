@@ -141,3 +141,21 @@ async def ensure_project(session: AsyncSession, project_id: str, name: str) -> N
         project_id=project_id, name=name, created_at=datetime.now(UTC)
     )
     await session.execute(stmt.on_conflict_do_nothing(index_elements=[Project.project_id]))
+
+
+async def migrate_store(url: str | URL, project_id: str) -> str:
+    """What ``tether migrate`` and ``python -m store migrate`` both do: migrate the store at
+    ``url`` to the latest schema, then make sure the project ``project_id`` exists.
+
+    The first migration creates the project "default"; a deployment may configure another one
+    (``TETHER_DEFAULT_PROJECT_ID``). Idempotent. Returns the URL migrated, its password hidden,
+    for the caller to show.
+    """
+    await migrate(url)
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine).begin() as session:
+            await ensure_project(session, project_id, project_id)
+    finally:
+        await engine.dispose()
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)

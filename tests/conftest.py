@@ -9,7 +9,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.stack import Stack, start_temporal
+from tether.devstack.stack import Stack
+from tether.devstack.temporal import start_temporal
 
 pytest_plugins = ["tests.fixtures_db"]
 

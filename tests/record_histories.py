@@ -13,7 +13,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.stack import Stack, standalone_stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack, standalone_stack
 from tether.ids import session_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"

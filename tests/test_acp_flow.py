@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.stack import Stack, collect_sse, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import collect_sse, wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack
 
 
 def _error(response) -> dict:

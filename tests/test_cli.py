@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
-from tether.procs import Service, free_port, wait_http
+from store.db import create_engine
+from store.models import Project
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.processes import Service, free_port, wait_http
+from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -246,3 +250,28 @@ async def test_follow_resumes_after_the_api_dies(stack: Stack) -> None:
     deltas = "".join(e["data"]["data"]["text"] for e in events if e["event"] == "message.delta")
     assert deltas == "".join(f"{i} " for i in range(30))
     assert lines[-1]["data"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("command", [["tether", "migrate"], ["store", "migrate"]])
+async def test_both_migrate_commands_create_the_configured_project(
+    database_url: str, command: list[str]
+) -> None:
+    """``tether migrate`` and ``python -m store migrate`` do the same: the schema, then the
+    project a deployment configured (the migration itself creates only "default")."""
+    project = f"proj-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(TETHER_DATABASE_URL=database_url, TETHER_DEFAULT_PROJECT_ID=project)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *command, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert out.decode().startswith("migrated ")
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            ids = set((await connection.execute(select(Project.project_id))).scalars())
+    finally:
+        await engine.dispose()
+    assert {"default", project} <= ids

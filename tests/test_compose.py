@@ -22,8 +22,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tether.devstack.temporal import search_attribute_flags
 from tether.settings import Settings
-from tether.temporal import search_attribute_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.stack import Stack, wait_for_run
+from tests.api_helpers import wait_for_run
+from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 

@@ -14,9 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.api_helpers import collect_sse, wait_for_pending_interaction, wait_for_run
 from tests.fixtures_db import migrated_database
-from tests.stack import Stack, collect_sse, wait_for_pending_interaction, wait_for_run
-from tether.procs import free_port
+from tether.devstack.processes import free_port
+from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tests.fixtures_db import migrated_database
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack
 from tether.ids import session_workflow_id
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}

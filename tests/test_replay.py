@@ -15,7 +15,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack
 from tether.ids import session_workflow_id
 from workflows.agent_catalog import AgentCatalogWorkflow
 from workflows.session_run import SessionRunWorkflow

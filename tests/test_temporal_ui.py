@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether import temporal as sa
+from tether.devstack.stack import Stack
 from tether.ids import session_workflow_id
 
 

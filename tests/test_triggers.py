@@ -18,7 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api.signatures import sign
-from tests.stack import Stack, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.stack import Stack
 from workflows.trigger_firing import TriggerFiringWorkflow
 
 FINAL = {"completed", "failed", "cancelled", "timed_out", "rejected"}

@@ -18,26 +18,6 @@ TRIGGER_ID = SearchAttributeKey.for_keyword("TetherTriggerId")
 SEARCH_ATTRIBUTES = (RUN_ID, SESSION_ID, PROJECT_ID, AGENT, RUN_STATUS, TRIGGER_ID)
 
 
-def search_attribute_flags() -> list[str]:
-    """``temporal server start-dev`` flags registering the custom search attributes."""
-    flags: list[str] = []
-    for key in SEARCH_ATTRIBUTES:
-        flags += ["--search-attribute", f"{key.name}=Keyword"]
-    return flags
-
-
-# Measured on 2 cores (DESIGN.md): the dev server's defaults cap task dispatch at 20/s and
-# fsync every write; these make it ~3x faster and still crash-safe.
-DEV_SERVER_TUNING = [
-    "--dynamic-config-value",
-    "history.transferProcessorMaxPollRPS=1000",
-    "--sqlite-pragma",
-    "journal_mode=wal",
-    "--sqlite-pragma",
-    "synchronous=normal",
-]
-
-
 async def connect(settings: Settings) -> Client:
     """Connect with the shared pydantic data converter."""
     return await Client.connect(

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from tether.cli_api import Api, CliError, SseMessage
-from tether.cli_prompt import Stdin, ask, can_pick
-from tether.cli_transcript import TranscriptPrinter
+from tether.cli.api import Api, CliError, SseMessage
+from tether.cli.prompt import Stdin, ask, can_pick
+from tether.cli.transcript import TranscriptPrinter
 
 TERMINAL_EVENTS = {"run.completed", "run.failed", "run.cancelled"}
 
@@ -37,7 +37,7 @@ class _Failed:
     error: BaseException
 
 
-class Follower:
+class RunFollower:
     """Streams one run's transcript and answers its interactions from this terminal."""
 
     def __init__(

@@ -9,7 +9,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from tether.cli_api import CliError
+from tether.cli.api import CliError
 
 
 def hints(error: CliError) -> list[str]:

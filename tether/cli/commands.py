@@ -15,10 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from tether.cli_api import Api, CliError
-from tether.cli_follow import Follower
-from tether.cli_prompt import Stdin, ask, can_pick, parse_answer
-from tether.cli_render import (
+from tether.cli.api import Api, CliError
+from tether.cli.follow import RunFollower
+from tether.cli.prompt import Stdin, ask, can_pick, parse_answer
+from tether.cli.render import (
     agents_table,
     interactions_table,
     run_card,
@@ -27,7 +27,7 @@ from tether.cli_render import (
     sessions_table,
     status_text,
 )
-from tether.cli_transcript import TranscriptPrinter
+from tether.cli.transcript import TranscriptPrinter
 
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -113,7 +113,7 @@ async def run(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 async def _follow(ctx: Ctx, run_id: str, args: argparse.Namespace, after: int = 0) -> int:
-    follower = Follower(
+    follower = RunFollower(
         ctx.api,
         run_id,
         out=ctx.out,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from store.db import migrate
-from tether.procs import Service, venv_binary, wait_http
+from store.db import migrate_store
+from tether.devstack.processes import Service, venv_binary, wait_http
+from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
 from tether.settings import Settings
-from tether.temporal import DEV_SERVER_TUNING, search_attribute_flags
 
 
 def temporal_argv(settings: Settings, db_file: Path, *, ui: bool = True) -> list[str]:
@@ -124,7 +124,7 @@ async def run_dev(settings: Settings) -> None:
         temporal.start()
         await wait_temporal(settings, temporal)
         print(f"migrating the store at {settings.database_url} ...", flush=True)
-        await migrate(settings.database_url)
+        await migrate_store(settings.database_url, settings.default_project_id)
         for service, ready_url in app_services(settings, logs):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())

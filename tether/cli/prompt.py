@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from tether.cli_render import interaction_card, option_style
+from tether.cli.render import interaction_card, option_style
 
 try:
     import termios

@@ -1,5 +1,5 @@
 """``tether``: the command line. This module parses the arguments and runs ``tether dev`` and
-``tether migrate``; the API commands live in ``tether/cli_*.py``."""
+``tether migrate``; the API commands live in the other modules of ``tether/cli/``."""
 
 from __future__ import annotations
 
@@ -54,25 +54,27 @@ def _dev(args: argparse.Namespace) -> None:
         os.environ["TETHER_TEMPORAL_ADDRESS"] = f"127.0.0.1:{args.temporal_port}"
     get_settings.cache_clear()
 
-    from tether.dev import run_dev
+    from tether.devstack.supervisor import run_dev
 
     asyncio.run(run_dev(get_settings()))
 
 
 def _migrate(_: argparse.Namespace) -> None:
-    from store.db import migrate
+    from store.db import migrate_store
     from tether.settings import get_settings
 
-    asyncio.run(migrate(get_settings().database_url))
+    settings = get_settings()
+    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id))
+    print(f"migrated {shown}")
 
 
 def _api_command(args: argparse.Namespace) -> int:
     """Run one API command; API errors become a readable message and exit code 1."""
     from rich.console import Console
 
-    from tether.cli_api import Api, CliError
-    from tether.cli_commands import Ctx
-    from tether.cli_errors import show_error
+    from tether.cli.api import Api, CliError
+    from tether.cli.commands import Ctx
+    from tether.cli.errors import show_error
 
     # Piped output is not cut at 80 columns: tables keep whole IDs and lines stay greppable.
     wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
@@ -94,8 +96,8 @@ def _api_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tether import cli_commands as c
-    from tether.cli_api import api_url_from_env
+    from tether.cli import commands as c
+    from tether.cli.api import api_url_from_env
 
     parser = argparse.ArgumentParser(
         prog="tether",
@@ -238,7 +240,3 @@ def main(argv: list[str] | None = None) -> None:
     code = args.func(args)
     if code:
         sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()

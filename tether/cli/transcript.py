@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from tether.cli_render import duration, preview, status_line, tokens
+from tether.cli.render import duration, preview, status_line, tokens
 
 TOOL_MARK = {
     "pending": ("○", "yellow"),
