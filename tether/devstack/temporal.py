@@ -18,7 +18,7 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
-# Measured on 2 cores (DESIGN.md): the dev server's defaults cap task dispatch at 20/s and
+# Measured on 2 cores (docs/operations.md): the dev server's defaults cap task dispatch at 20/s and
 # fsync every write; these make it ~3x faster and still crash-safe.
 DEV_SERVER_TUNING = [
     "--dynamic-config-value",
