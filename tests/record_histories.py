@@ -1,21 +1,29 @@
 """Record workflow histories from real runs into ``tests/histories/`` for the replay test.
 
-Usage: ``python -m tests.record_histories``. Starts its own Temporal dev server and stack, runs
-a few scenarios through the HTTP API, and writes each session's execution histories as JSON.
-Re-record when the workflow changes on purpose (and keep the old files if runs recorded with
-them may still be in flight somewhere).
+Usage: ``python -m tests.record_histories [GROUP ...]``, a group being ``sessions``
+(``SessionRunWorkflow``), ``triggers`` (``TriggerFiringWorkflow``) or ``catalog``
+(``AgentCatalogWorkflow``); all of them by default. Starts its own Temporal dev server and
+stack, runs the groups' scenarios through the HTTP API, and writes each execution's history as
+JSON, one file per execution (``{scenario}_{index}.json``). Re-record when a workflow changes
+on purpose (and keep the old files if runs recorded with them may still be in flight).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from temporalio.client import Client
 
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack, standalone_stack
 from tether.ids import session_workflow_id
+from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 FINAL = {"completed", "failed", "cancelled"}
@@ -86,25 +94,181 @@ async def _scenarios(stack: Stack) -> dict[str, str]:
     return sessions
 
 
-async def _write(client: Client, name: str, session_id: str) -> None:
+# ---- trigger firings ----------------------------------------------------------------------
+
+ASK = {"steps": [{"ask": {"kind": "input", "prompt": "go on?"}}]}
+DELIVERED = {"completed", "failed", "cancelled", "timed_out", "rejected"}
+
+
+async def _trigger(client: httpx.AsyncClient, name: str, **body: Any) -> dict[str, Any]:
+    response = await client.post("/v1/triggers", json={"name": name, **body})
+    response.raise_for_status()
+    return response.json()
+
+
+async def _fire_webhook(
+    client: httpx.AsyncClient, trigger: dict[str, Any], payload: Any, event_id: str
+) -> dict[str, Any]:
+    from api.signatures import sign
+
+    body = json.dumps(payload).encode()
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Tether-Timestamp": str(stamp),
+        "X-Tether-Signature": sign(trigger["secret"], stamp, body),
+        "X-Tether-Event-Id": event_id,
+    }
+    response = await client.post(
+        f"/v1/triggers/{trigger['trigger_id']}/fire", content=body, headers=headers
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+async def _delivered(
+    client: httpx.AsyncClient, trigger_id: str, **params: str
+) -> list[dict[str, Any]]:
+    """The trigger's deliveries once at least one (of ``params``) has its final status."""
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        response = await client.get(f"/v1/triggers/{trigger_id}/deliveries", params=params)
+        done = [d for d in response.json()["deliveries"] if d["status"] in DELIVERED]
+        if done:
+            return done
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"no delivery of {trigger_id} ({params}) ended")
+
+
+async def _delivery(client: httpx.AsyncClient, trigger_id: str, delivery_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        response = await client.get(f"/v1/triggers/{trigger_id}/deliveries/{delivery_id}")
+        if response.status_code == 200 and response.json()["status"] in DELIVERED:
+            return response.json()
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"delivery {delivery_id} did not end")
+
+
+async def _trigger_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
+    """Fire webhooks and schedules; answer ``{name: firing workflow ID}``, each firing over."""
+    firings: dict[str, str] = {}
+    async with stack.client() as client:
+        webhook = await _trigger(
+            client,
+            "record-webhook",
+            kind="webhook",
+            target={"agent": "echo", "input": "PR #{{ payload.pr }}"},
+        )
+        fired = await _fire_webhook(client, webhook, {"pr": 42}, "evt-completed")
+        await _delivery(client, webhook["trigger_id"], fired["delivery_id"])
+        firings["firing_webhook_completed"] = fired["firing_workflow_id"]
+
+        # One session, multitask reject: a firing while its run waits is refused as busy.
+        session = await _trigger(
+            client,
+            "record-webhook-session",
+            kind="webhook",
+            target={
+                "agent": "scripted",
+                "input": "{{ payload.script }}",
+                "session_id": "record-trigger-session",
+                "multitask": "reject",
+            },
+        )
+        waiting = await _fire_webhook(client, session, {"script": ASK}, "evt-waiting")
+        await wait_for_pending_interaction(client, waiting["run_id"])
+        busy = await _fire_webhook(client, session, {"script": ASK}, "evt-busy")
+        await _delivery(client, session["trigger_id"], busy["delivery_id"])
+        firings["firing_session_busy"] = busy["firing_workflow_id"]
+        await client.post(f"/v1/runs/{waiting['run_id']}/cancel", json={"reason": "enough"})
+        await _delivery(client, session["trigger_id"], waiting["delivery_id"])
+        firings["firing_run_cancelled"] = waiting["firing_workflow_id"]
+
+        schedule = await _trigger(
+            client,
+            "record-schedule",
+            kind="schedule",
+            target={"agent": "echo", "input": "tick {{ event.id }}"},
+            schedule={"interval_s": 2},
+        )
+        [ticked, *_] = await _delivered(client, schedule["trigger_id"])
+        await client.delete(f"/v1/triggers/{schedule['trigger_id']}")
+        firings["firing_schedule_completed"] = ticked["firing_workflow_id"]
+
+        # cancel_other: the next tick cancels the firing whose run still waits.
+        overlap = await _trigger(
+            client,
+            "record-cancel-other",
+            kind="schedule",
+            target={"agent": "scripted", "input": ASK},
+            schedule={"interval_s": 2, "overlap": "cancel_other"},
+        )
+        [cancelled, *_] = await _delivered(client, overlap["trigger_id"], status="cancelled")
+        await client.post(f"/v1/triggers/{overlap['trigger_id']}/pause")
+        runs = await client.get(
+            "/v1/runs", params={"trigger_id": overlap["trigger_id"], "limit": 100}
+        )
+        for run in runs.json()["runs"]:
+            if run["status"] not in FINAL:
+                await client.post(f"/v1/runs/{run['run_id']}/cancel")
+        await client.delete(f"/v1/triggers/{overlap['trigger_id']}")
+        firings["firing_cancel_other"] = cancelled["firing_workflow_id"]
+    for workflow_id in firings.values():  # the delivery is recorded just before the end
+        await temporal.get_workflow_handle(workflow_id).result()
+    return firings
+
+
+async def _write(client: Client, name: str, workflow_id: str) -> None:
     index = 0
-    async for execution in client.list_workflows(
-        f'WorkflowId = "{session_workflow_id(session_id)}"'
-    ):
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         history = await handle.fetch_history()
         (HISTORIES / f"{name}_{index}.json").write_text(history.to_json())
         index += 1
 
 
-async def main() -> None:
+async def _session_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
+    sessions = await _scenarios(stack)
+    return {name: session_workflow_id(session_id) for name, session_id in sessions.items()}
+
+
+async def _catalog_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
+    """The catalogue sync the worker started (still running): a sync at start, then one on a
+    ``refresh`` signal that cuts its wait short."""
+    await stack.wait_for_agents()
+    handle = temporal.get_workflow_handle(catalog_workflow_id(stack.task_queue))
+    await handle.signal(AgentCatalogWorkflow.refresh)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        events = (await handle.fetch_history()).events
+        if sum(e.HasField("activity_task_completed_event_attributes") for e in events) >= 2:
+            return {"catalog_sync": handle.id}
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the catalogue did not sync again on refresh")
+
+
+GROUPS = {
+    "sessions": _session_scenarios,
+    "triggers": _trigger_scenarios,
+    "catalog": _catalog_scenarios,
+}
+
+
+async def main(groups: list[str]) -> None:
     async with standalone_stack() as (env, stack):
-        sessions = await _scenarios(stack)
+        workflows: dict[str, str] = {}
+        for group in groups:
+            workflows.update(await GROUPS[group](stack, env.client))
         await asyncio.sleep(1.0)  # visibility catches up
         HISTORIES.mkdir(exist_ok=True)
-        for name, session_id in sessions.items():
-            await _write(env.client, name, session_id)
+        for name, workflow_id in workflows.items():
+            await _write(env.client, name, workflow_id)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    chosen = sys.argv[1:] or list(GROUPS)
+    unknown = set(chosen) - set(GROUPS)
+    if unknown:
+        sys.exit(f"unknown groups {sorted(unknown)}; choose from {sorted(GROUPS)}")
+    asyncio.run(main(chosen))
