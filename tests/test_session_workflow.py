@@ -31,9 +31,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from clients.sessions import run_policy, start_operation
 from runner.protocol import InteractionOption
 from tether.ids import new_run_id, session_workflow_id
-from tether.session_client import run_policy, start_operation
 from tether.settings import Settings
 from tether.temporal import SEARCH_ATTRIBUTES
 from workflows.errors import ErrorType
