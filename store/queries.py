@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runner.protocol import EventType, RunEvent
 from store.keyset import Direction, InvalidCursor, encode_position
-from store.models import AgentRow, Interaction, RunStatusHistory, TranscriptEvent
+from store.models import AgentRow, Interaction, RunStatusHistory
 from store.queries_runs import find_run_by_idempotency_key, get_run
 from store.queries_sessions import (
     SessionOrder,
@@ -48,7 +47,6 @@ __all__ = [
     "get_run",
     "get_session",
     "list_agents",
-    "list_events",
     "list_interactions",
     "list_runs",
     "list_sessions",
@@ -70,41 +68,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, run_id
 
 
-# Transcript and history.
-
-
-async def last_event_seq(session: AsyncSession, project_id: str, run_id: str) -> int:
-    """The newest persisted ``seq`` of the run's transcript (0 if none): its stream cursor."""
-    stmt = select(func.max(TranscriptEvent.seq)).where(
-        TranscriptEvent.project_id == project_id, TranscriptEvent.run_id == run_id
-    )
-    return int((await session.scalar(stmt)) or 0)
-
-
-async def list_events(
-    session: AsyncSession,
-    project_id: str,
-    run_id: str,
-    *,
-    after: int = 0,
-    limit: int | None = None,
-) -> list[RunEvent]:
-    """Transcript events of the run with ``seq > after``, in order, at most ``limit``."""
-    stmt = (
-        select(TranscriptEvent)
-        .where(
-            TranscriptEvent.project_id == project_id,
-            TranscriptEvent.run_id == run_id,
-            TranscriptEvent.seq > after,
-        )
-        .order_by(TranscriptEvent.seq)
-    )
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = (await session.scalars(stmt)).all()
-    return [
-        RunEvent(seq=row.seq, type=EventType(row.type), ts=row.ts, data=row.data) for row in rows
-    ]
+# History.
 
 
 async def run_history(

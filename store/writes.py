@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import func, null, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runner.protocol import AgentList, RunEvent
+from runner.protocol import AgentList
 from store.db import dialect_insert
-from store.models import AgentRow, Interaction, Run, RunStatusHistory, TranscriptEvent
+from store.models import AgentRow, Interaction, Run, RunStatusHistory
 from store.session_writes import lock_session, refresh_session, remember_agent_session
 from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
 
@@ -27,7 +27,6 @@ _RUN_IDENTITY = frozenset({"run_id", "project_id", "session_id", "created_at"})
 # and the statements stay plain INSERT ... ON CONFLICT.
 _runs = Run.__table__
 _history = RunStatusHistory.__table__
-_events = TranscriptEvent.__table__
 _interactions = Interaction.__table__
 _agents = AgentRow.__table__
 
@@ -141,37 +140,6 @@ async def _record_pending(
     await session.execute(
         stmt.on_conflict_do_nothing(index_elements=[_interactions.c.interaction_id])
     )
-
-
-async def insert_events(
-    session: AsyncSession, project_id: str, run_id: str, events: list[RunEvent]
-) -> int:
-    """Append transcript events, skipping any ``(run_id, seq)`` already stored.
-
-    Returns how many events were new, so a retried batch reports only what it added.
-    """
-    if not events:
-        return 0
-    rows = [
-        {
-            "run_id": run_id,
-            "seq": event.seq,
-            "project_id": project_id,
-            "type": event.type.value,
-            "ts": event.ts,
-            "data": event.model_dump(mode="json", include={"data"})["data"],
-        }
-        for event in events
-    ]
-    stmt = (
-        dialect_insert(session, _events)
-        .on_conflict_do_nothing(index_elements=[_events.c.run_id, _events.c.seq])
-        .returning(_events.c.seq)
-    )
-    # One multi-row INSERT per batch ("insertmanyvalues"); rows skipped by the conflict clause
-    # return nothing.
-    result = await session.execute(stmt, rows)
-    return len(result.all())
 
 
 def _interaction_row(rec: InteractionRecord) -> dict[str, Any]:

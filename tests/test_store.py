@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import queries, writes
+from store import queries, transcript, writes
 from store.db import create_engine, migrate, normalize_url
 from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
@@ -197,19 +197,19 @@ def event(seq: int, type_: EventType = EventType.MESSAGE) -> RunEvent:
 
 async def test_insert_events_is_idempotent(db: Db) -> None:
     first = [event(i) for i in (1, 2, 3)]
-    assert await write(db, writes.insert_events, "default", "run_1", first) == 3
-    assert await write(db, writes.insert_events, "default", "run_1", []) == 0
+    assert await write(db, transcript.insert_events, "default", "run_1", first) == 3
+    assert await write(db, transcript.insert_events, "default", "run_1", []) == 0
     # A retried batch overlapping what is stored adds only the new events.
     overlap = [event(i) for i in range(2, 7)]
-    assert await write(db, writes.insert_events, "default", "run_1", overlap) == 3
-    assert await write(db, writes.insert_events, "default", "run_1", overlap) == 0
+    assert await write(db, transcript.insert_events, "default", "run_1", overlap) == 3
+    assert await write(db, transcript.insert_events, "default", "run_1", overlap) == 0
 
-    events = await read(db, queries.list_events, "default", "run_1")
+    events = await read(db, transcript.list_events, "default", "run_1")
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     assert events[0] == event(1)
-    page = await read(db, queries.list_events, "default", "run_1", after=2, limit=3)
+    page = await read(db, transcript.list_events, "default", "run_1", after=2, limit=3)
     assert [e.seq for e in page] == [3, 4, 5]
-    assert await read(db, queries.list_events, "other", "run_1") == []
+    assert await read(db, transcript.list_events, "other", "run_1") == []
     async with db[1]() as session:
         assert await session.scalar(select(func.count()).select_from(TranscriptEvent)) == 6
 
@@ -356,12 +356,12 @@ async def test_project_scoping(db: Db) -> None:
     await write(db, writes.upsert_run, make_run("run_1", project_id="acme"))
     t1 = StatusTransition(seq=1, status=RunStatus.QUEUED, at=T0)
     await write(db, writes.upsert_run, make_run("run_1", project_id="acme"), t1)
-    await write(db, writes.insert_events, "acme", "run_1", [event(1)])
+    await write(db, transcript.insert_events, "acme", "run_1", [event(1)])
     assert await read(db, queries.get_run, "acme", "run_1") is not None
     assert await read(db, queries.get_run, "default", "run_1") is None
     assert await read(db, queries.list_runs, "default") == ([], None)
     assert await read(db, queries.run_history, "default", "run_1") == []
-    assert await read(db, queries.list_events, "default", "run_1") == []
+    assert await read(db, transcript.list_events, "default", "run_1") == []
     assert await read(db, queries.get_session, "default", "s1") is None
     assert await read(db, queries.get_session, "acme", "s1") is not None
 
@@ -429,12 +429,12 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
     created = datetime(2025, 3, 1, 13, 0, 0, 500, tzinfo=paris)
     transition = StatusTransition(seq=1, status=RunStatus.QUEUED, at=created)
     await write(db, writes.upsert_run, make_run("run_1", created_at=created), transition)
-    await write(db, writes.insert_events, "default", "run_1", [event(1)])
+    await write(db, transcript.insert_events, "default", "run_1", [event(1)])
     await write(db, writes.upsert_interaction, make_interaction("int_1", requested_at=created))
 
     run = await read(db, queries.get_run, "default", "run_1")
     history = await read(db, queries.run_history, "default", "run_1")
-    events = await read(db, queries.list_events, "default", "run_1")
+    events = await read(db, transcript.list_events, "default", "run_1")
     interaction = await read(db, queries.get_interaction, "default", "int_1")
     summary = await read(db, queries.get_session, "default", "s1")
     stamps = [

@@ -14,7 +14,7 @@ from api.errors import ApiError, not_found
 from api.schemas import CancelCreate, EventList, HistoryView, RunCreate, RunList, RunView
 from api.sse import run_event_stream
 from api.workflow_client import request_hash, signal_cancel, submit_run
-from store import queries
+from store import queries, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
 from tether.session_client import run_policy
 from workflows.types import CancelSignal, RunSpec, RunStatus
@@ -156,7 +156,7 @@ async def list_run_events(
 ) -> EventList:
     """A page of the transcript: events with ``seq > after``, in order."""
     await _get_run(db, project_id, run_id)
-    events = await queries.list_events(db, project_id, run_id, after=after, limit=limit)
+    events = await transcript.list_events(db, project_id, run_id, after=after, limit=limit)
     next_after = events[-1].seq if len(events) == limit else None
     return EventList(run_id=run_id, events=events, next_after=next_after)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import DbDep, ProjectDep
 from api.errors import ApiError, not_found
 from api.schemas import ActiveRunView, SessionList, SessionView
-from store import queries
+from store import queries, transcript
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -63,7 +63,7 @@ async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> 
             {"session_id": session_id},
         )
     # The transcript runs ahead of the run row (rows are written as events stream in).
-    cursor = max(run.last_seq, await queries.last_event_seq(db, project_id, run.run_id))
+    cursor = max(run.last_seq, await transcript.last_event_seq(db, project_id, run.run_id))
     return ActiveRunView(
         **run.model_dump(exclude={"duration_ms"}),
         cursor=cursor,
