@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.keyset import Direction, InvalidCursor, encode_position
-from store.models import AgentRow, Interaction, RunStatusHistory
+from store.models import Interaction, RunStatusHistory
 from store.queries_runs import find_run_by_idempotency_key, get_run
 from store.queries_sessions import (
     SessionOrder,
@@ -30,7 +29,6 @@ from store.run_listing import RunOrder, decode_run_cursor, list_runs, run_cursor
 from workflows.types import InteractionRecord, RunStatus, StatusTransition
 
 __all__ = [
-    "CatalogAgent",
     "Direction",
     "InvalidCursor",
     "RunOrder",
@@ -46,7 +44,6 @@ __all__ = [
     "get_interaction",
     "get_run",
     "get_session",
-    "list_agents",
     "list_interactions",
     "list_runs",
     "list_sessions",
@@ -126,26 +123,3 @@ async def list_interactions(
     stmt = stmt.order_by(Interaction.requested_at.desc(), Interaction.interaction_id.desc())
     rows = (await session.scalars(stmt.limit(limit))).all()
     return [_interaction_record(row) for row in rows]
-
-
-# Agents.
-
-
-class CatalogAgent(BaseModel):
-    """An agent of the catalogue, as last synced from the runners."""
-
-    name: str
-    kind: str
-    description: str = ""
-    available: bool
-    replica_id: str | None
-    updated_at: datetime
-
-
-async def list_agents(session: AsyncSession, *, available_only: bool = False) -> list[CatalogAgent]:
-    """The agent catalogue (shared by every project), by name."""
-    stmt = select(AgentRow).order_by(AgentRow.name)
-    if available_only:
-        stmt = stmt.where(AgentRow.available)
-    rows = (await session.scalars(stmt)).all()
-    return [CatalogAgent.model_validate(row, from_attributes=True) for row in rows]

@@ -7,15 +7,13 @@ transaction (``async with factory.begin() as session: ...``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, null, update
+from sqlalchemy import func, null
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runner.protocol import AgentList
 from store.db import dialect_insert
-from store.models import AgentRow, Interaction, Run, RunStatusHistory
+from store.models import Interaction, Run, RunStatusHistory
 from store.session_writes import lock_session, refresh_session, remember_agent_session
 from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
 
@@ -28,7 +26,6 @@ _RUN_IDENTITY = frozenset({"run_id", "project_id", "session_id", "created_at"})
 _runs = Run.__table__
 _history = RunStatusHistory.__table__
 _interactions = Interaction.__table__
-_agents = AgentRow.__table__
 
 
 def _json(value: Any) -> Any:
@@ -180,36 +177,3 @@ async def upsert_interaction(session: AsyncSession, rec: InteractionRecord) -> N
         where=(_interactions.c.status == "pending") | (excluded.status != "pending"),
     )
     await session.execute(stmt)
-
-
-async def replace_agents(
-    session: AsyncSession, offered: AgentList, now: datetime | None = None
-) -> None:
-    """Make ``offered`` the agent catalogue: those agents available, every other one not."""
-    now = now or datetime.now(UTC)
-    names = [agent.name for agent in offered.agents]
-    for agent in offered.agents:
-        stmt = dialect_insert(session, _agents).values(
-            name=agent.name,
-            kind=agent.kind,
-            description=agent.description,
-            available=True,
-            replica_id=offered.replica_id,
-            updated_at=now,
-        )
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_agents.c.name],
-            set_={
-                name: excluded[name]
-                for name in ("kind", "description", "available", "replica_id", "updated_at")
-            },
-        )
-        await session.execute(stmt)
-    await session.execute(
-        update(AgentRow)
-        .where(AgentRow.available, AgentRow.name.not_in(names))
-        .values(available=False, updated_at=now)
-        # Nothing of this table is loaded in the session: no need to sync objects.
-        .execution_options(synchronize_session=False)
-    )

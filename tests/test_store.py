@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import queries, transcript, writes
+from store import agents, queries, transcript, writes
 from store.db import create_engine, migrate, normalize_url
 from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
@@ -458,18 +458,18 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
 async def test_agent_catalogue_replace(db: Db) -> None:
     echo = AgentInfo(name="echo", kind="python", description="Echoes")
     approval = AgentInfo(name="approval-demo", kind="python")
-    await write(db, writes.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
-    await write(db, writes.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
-    agents = await read(db, queries.list_agents)
-    assert [(a.name, a.available) for a in agents] == [("approval-demo", True), ("echo", True)]
+    await write(db, agents.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
+    await write(db, agents.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
+    catalogue = await read(db, agents.list_agents)
+    assert [(a.name, a.available) for a in catalogue] == [("approval-demo", True), ("echo", True)]
 
     # A runner that stops offering an agent: it stays listed, unavailable.
-    await write(db, writes.replace_agents, AgentList(replica_id="r2", agents=[echo]))
-    agents = await read(db, queries.list_agents)
-    assert [(a.name, a.available, a.replica_id) for a in agents] == [
+    await write(db, agents.replace_agents, AgentList(replica_id="r2", agents=[echo]))
+    catalogue = await read(db, agents.list_agents)
+    assert [(a.name, a.available, a.replica_id) for a in catalogue] == [
         ("approval-demo", False, "r1"),
         ("echo", True, "r2"),
     ]
-    assert agents[1].description == "Echoes" and agents[1].updated_at.tzinfo is UTC
-    available = await read(db, queries.list_agents, available_only=True)
+    assert catalogue[1].description == "Echoes" and catalogue[1].updated_at.tzinfo is UTC
+    available = await read(db, agents.list_agents, available_only=True)
     assert [a.name for a in available] == ["echo"]

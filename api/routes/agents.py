@@ -6,12 +6,12 @@ from fastapi import APIRouter
 
 from api.deps import DbDep
 from api.schemas import AgentListView, AgentView
-from store import queries
+from store import agents
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 @router.get("", response_model=AgentListView)
 async def list_agents(db: DbDep) -> AgentListView:
-    agents = await queries.list_agents(db)
-    return AgentListView(agents=[AgentView.model_validate(a.model_dump()) for a in agents])
+    catalogue = await agents.list_agents(db)
+    return AgentListView(agents=[AgentView.model_validate(a.model_dump()) for a in catalogue])
