@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from store.writes import upsert_interaction, upsert_run
+from store import interactions
+from store.writes import upsert_run
 from tether import metrics
 from workflows.types import InteractionRecord, RecordRunInput, RunStatus
 
@@ -31,5 +32,5 @@ class StoreActivities:
     @activity.defn
     async def record_interaction(self, record: InteractionRecord) -> None:
         async with self._db.begin() as session:
-            await upsert_interaction(session, record)
+            await interactions.upsert_interaction(session, record)
         metrics.interaction_recorded()

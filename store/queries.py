@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.keyset import Direction, InvalidCursor, encode_position
-from store.models import Interaction, RunStatusHistory
+from store.models import RunStatusHistory
 from store.queries_runs import find_run_by_idempotency_key, get_run
 from store.queries_sessions import (
     SessionOrder,
@@ -26,7 +26,7 @@ from store.queries_sessions import (
     list_sessions,
 )
 from store.run_listing import RunOrder, decode_run_cursor, list_runs, run_cursor
-from workflows.types import InteractionRecord, RunStatus, StatusTransition
+from workflows.types import RunStatus, StatusTransition
 
 __all__ = [
     "Direction",
@@ -41,10 +41,8 @@ __all__ = [
     "find_run_by_idempotency_key",
     "get_active_run",
     "get_agent_session",
-    "get_interaction",
     "get_run",
     "get_session",
-    "list_interactions",
     "list_runs",
     "list_sessions",
     "run_cursor",
@@ -82,44 +80,3 @@ async def run_history(
         StatusTransition(seq=row.seq, status=RunStatus(row.status), reason=row.reason, at=row.at)
         for row in rows
     ]
-
-
-# Interactions.
-
-
-def _interaction_record(row: Interaction) -> InteractionRecord:
-    return InteractionRecord.model_validate(row, from_attributes=True)
-
-
-async def get_interaction(
-    session: AsyncSession, project_id: str, interaction_id: str
-) -> InteractionRecord | None:
-    """The interaction ``interaction_id`` of ``project_id``, or ``None``."""
-    row = await session.scalar(
-        select(Interaction).where(
-            Interaction.project_id == project_id, Interaction.interaction_id == interaction_id
-        )
-    )
-    return None if row is None else _interaction_record(row)
-
-
-async def list_interactions(
-    session: AsyncSession,
-    project_id: str,
-    *,
-    status: str | None = None,
-    session_id: str | None = None,
-    run_id: str | None = None,
-    limit: int = 100,
-) -> list[InteractionRecord]:
-    """Interactions of the project, newest request first, filtered by any of the arguments."""
-    stmt = select(Interaction).where(Interaction.project_id == project_id)
-    if status is not None:
-        stmt = stmt.where(Interaction.status == status)
-    if session_id is not None:
-        stmt = stmt.where(Interaction.session_id == session_id)
-    if run_id is not None:
-        stmt = stmt.where(Interaction.run_id == run_id)
-    stmt = stmt.order_by(Interaction.requested_at.desc(), Interaction.interaction_id.desc())
-    rows = (await session.scalars(stmt.limit(limit))).all()
-    return [_interaction_record(row) for row in rows]

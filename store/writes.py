@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, null
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import interactions
 from store.db import dialect_insert
-from store.models import Interaction, Run, RunStatusHistory
+from store.models import Run, RunStatusHistory
 from store.session_writes import lock_session, refresh_session, remember_agent_session
-from workflows.types import InteractionRecord, PendingInteraction, RunState, StatusTransition
+from workflows.types import RunState, StatusTransition
 
 # Fixed when the run is created; a later projection never rewrites them, so a run keeps its
 # place in keyset pages and its project.
@@ -25,7 +26,6 @@ _RUN_IDENTITY = frozenset({"run_id", "project_id", "session_id", "created_at"})
 # and the statements stay plain INSERT ... ON CONFLICT.
 _runs = Run.__table__
 _history = RunStatusHistory.__table__
-_interactions = Interaction.__table__
 
 
 def _json(value: Any) -> Any:
@@ -105,7 +105,13 @@ async def upsert_run(
     if state.agent_session_id:
         await remember_agent_session(session, state)
     if state.pending_interaction is not None:
-        await _record_pending(session, state, state.pending_interaction)
+        await interactions.record_pending(
+            session,
+            state.pending_interaction,
+            run_id=state.run_id,
+            session_id=state.session_id,
+            project_id=state.project_id,
+        )
     if transition is not None:
         history = dialect_insert(session, _history).values(
             run_id=state.run_id,
@@ -118,62 +124,3 @@ async def upsert_run(
         await session.execute(
             history.on_conflict_do_nothing(index_elements=[_history.c.run_id, _history.c.seq])
         )
-
-
-async def _record_pending(
-    session: AsyncSession, state: RunState, pending: PendingInteraction
-) -> None:
-    stmt = dialect_insert(session, _interactions).values(
-        _interaction_row(
-            InteractionRecord(
-                **pending.model_dump(),
-                run_id=state.run_id,
-                session_id=state.session_id,
-                project_id=state.project_id,
-                status="pending",
-            )
-        )
-    )
-    await session.execute(
-        stmt.on_conflict_do_nothing(index_elements=[_interactions.c.interaction_id])
-    )
-
-
-def _interaction_row(rec: InteractionRecord) -> dict[str, Any]:
-    json_fields = {"options", "tool_call", "response_schema", "response", "ignored_responses"}
-    dumped = rec.model_dump(mode="json", include=json_fields)
-    return {
-        "interaction_id": rec.interaction_id,
-        "run_id": rec.run_id,
-        "session_id": rec.session_id,
-        "project_id": rec.project_id,
-        "kind": rec.kind,
-        "prompt": rec.prompt,
-        "options": dumped["options"],
-        "tool_call": _json(dumped["tool_call"]),
-        "response_schema": _json(dumped["response_schema"]),
-        "status": rec.status,
-        "response": _json(dumped["response"]),
-        "responder": rec.responder,
-        "requested_at": rec.requested_at,
-        "expires_at": rec.expires_at,
-        "resolved_at": rec.resolved_at,
-        "ignored_responses": dumped["ignored_responses"],
-    }
-
-
-async def upsert_interaction(session: AsyncSession, rec: InteractionRecord) -> None:
-    """Write the interaction as given, keyed by ``interaction_id``.
-
-    A settled interaction (resolved, expired, cancelled) is never moved back to pending: a
-    retried "record pending" activity that lands after the answer changes nothing.
-    """
-    row = _interaction_row(rec)
-    stmt = dialect_insert(session, _interactions).values(row)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_interactions.c.interaction_id],
-        set_={name: excluded[name] for name in row if name != "interaction_id"},
-        where=(_interactions.c.status == "pending") | (excluded.status != "pending"),
-    )
-    await session.execute(stmt)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import agents, queries, transcript, writes
+from store import agents, interactions, queries, transcript, writes
 from store.db import create_engine, migrate, normalize_url
 from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
@@ -216,8 +216,8 @@ async def test_insert_events_is_idempotent(db: Db) -> None:
 
 async def test_interaction_upsert_never_moves_back_to_pending(db: Db) -> None:
     pending = make_interaction("int_1", expires_at=T0 + timedelta(hours=1))
-    await write(db, writes.upsert_interaction, pending)
-    assert await read(db, queries.get_interaction, "default", "int_1") == pending
+    await write(db, interactions.upsert_interaction, pending)
+    assert await read(db, interactions.get_interaction, "default", "int_1") == pending
 
     resolved = pending.model_copy(
         update={
@@ -227,14 +227,14 @@ async def test_interaction_upsert_never_moves_back_to_pending(db: Db) -> None:
             "resolved_at": T0 + timedelta(minutes=1),
         }
     )
-    await write(db, writes.upsert_interaction, resolved)
-    await write(db, writes.upsert_interaction, pending)  # a late retry of "record pending"
-    assert await read(db, queries.get_interaction, "default", "int_1") == resolved
+    await write(db, interactions.upsert_interaction, resolved)
+    await write(db, interactions.upsert_interaction, pending)  # a late retry of "record pending"
+    assert await read(db, interactions.get_interaction, "default", "int_1") == resolved
 
     # A settled interaction can still be rewritten settled, e.g. to record a losing answer.
     later = resolved.model_copy(update={"ignored_responses": [{"option_id": "deny"}]})
-    await write(db, writes.upsert_interaction, later)
-    assert await read(db, queries.get_interaction, "default", "int_1") == later
+    await write(db, interactions.upsert_interaction, later)
+    assert await read(db, interactions.get_interaction, "default", "int_1") == later
 
 
 async def test_list_interactions_filters_newest_first(db: Db) -> None:
@@ -245,26 +245,26 @@ async def test_list_interactions_filters_newest_first(db: Db) -> None:
             run_id=f"run_{i % 2}",
             requested_at=T0 + timedelta(minutes=i),
         )
-        await write(db, writes.upsert_interaction, rec)
-    await write(db, writes.upsert_interaction, make_interaction("int_x", project_id="other"))
+        await write(db, interactions.upsert_interaction, rec)
+    await write(db, interactions.upsert_interaction, make_interaction("int_x", project_id="other"))
 
     def ids(records: list[InteractionRecord]) -> list[str]:
         return [r.interaction_id for r in records]
 
-    assert ids(await read(db, queries.list_interactions, "default")) == [
+    assert ids(await read(db, interactions.list_interactions, "default")) == [
         "int_3",
         "int_2",
         "int_1",
         "int_0",
     ]
-    pending = await read(db, queries.list_interactions, "default", status="pending")
+    pending = await read(db, interactions.list_interactions, "default", status="pending")
     assert ids(pending) == ["int_2", "int_0"]
-    assert ids(await read(db, queries.list_interactions, "default", run_id="run_1")) == [
+    assert ids(await read(db, interactions.list_interactions, "default", run_id="run_1")) == [
         "int_3",
         "int_1",
     ]
-    assert ids(await read(db, queries.list_interactions, "default", limit=1)) == ["int_3"]
-    assert await read(db, queries.get_interaction, "default", "int_x") is None
+    assert ids(await read(db, interactions.list_interactions, "default", limit=1)) == ["int_3"]
+    assert await read(db, interactions.get_interaction, "default", "int_x") is None
 
 
 async def test_get_run_shows_the_pending_interaction(db: Db) -> None:
@@ -284,7 +284,7 @@ async def test_get_run_shows_the_pending_interaction(db: Db) -> None:
     await write(db, writes.upsert_run, waiting)
     run = await read(db, queries.get_run, "default", "run_1")
     assert run.pending_interaction == pending
-    interaction = await read(db, queries.get_interaction, "default", "int_1")
+    interaction = await read(db, interactions.get_interaction, "default", "int_1")
     assert interaction.status == "pending" and interaction.run_id == "run_1"
     runs, _ = await read(db, queries.list_runs, "default")
     assert runs[0].pending_interaction == pending
@@ -430,12 +430,14 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
     transition = StatusTransition(seq=1, status=RunStatus.QUEUED, at=created)
     await write(db, writes.upsert_run, make_run("run_1", created_at=created), transition)
     await write(db, transcript.insert_events, "default", "run_1", [event(1)])
-    await write(db, writes.upsert_interaction, make_interaction("int_1", requested_at=created))
+    await write(
+        db, interactions.upsert_interaction, make_interaction("int_1", requested_at=created)
+    )
 
     run = await read(db, queries.get_run, "default", "run_1")
     history = await read(db, queries.run_history, "default", "run_1")
     events = await read(db, transcript.list_events, "default", "run_1")
-    interaction = await read(db, queries.get_interaction, "default", "int_1")
+    interaction = await read(db, interactions.get_interaction, "default", "int_1")
     summary = await read(db, queries.get_session, "default", "s1")
     stamps = [
         run.created_at,
