@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from runner.protocol import (
     EventType,
     InteractionRequested,
@@ -27,7 +28,6 @@ from runner.protocol import (
     parse_record,
 )
 from store import transcript
-from tether import metrics
 from workflows.errors import ErrorType
 from workflows.types import FollowInput, FollowOutcome, PendingInteraction, RunResult, RunStatus
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities import metrics
 from store import interactions
 from store.writes import upsert_run
-from tether import metrics
 from workflows.types import InteractionRecord, RecordRunInput, RunStatus
 
 
