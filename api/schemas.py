@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runner.protocol import RunEvent
-from store.queries import SessionSummary
+from store.sessions import SessionSummary
 from workflows.types import InteractionRecord, MultitaskStrategy, RunState, StatusTransition
 
 

@@ -16,15 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.keyset import Direction, InvalidCursor, encode_position
 from store.models import RunStatusHistory
 from store.queries_runs import find_run_by_idempotency_key, get_run
-from store.queries_sessions import (
-    SessionOrder,
-    SessionStatus,
-    SessionSummary,
-    get_active_run,
-    get_agent_session,
-    get_session,
-    list_sessions,
-)
 from store.run_listing import RunOrder, decode_run_cursor, list_runs, run_cursor
 from workflows.types import RunStatus, StatusTransition
 
@@ -32,19 +23,12 @@ __all__ = [
     "Direction",
     "InvalidCursor",
     "RunOrder",
-    "SessionOrder",
-    "SessionStatus",
-    "SessionSummary",
     "decode_cursor",
     "decode_run_cursor",
     "encode_cursor",
     "find_run_by_idempotency_key",
-    "get_active_run",
-    "get_agent_session",
     "get_run",
-    "get_session",
     "list_runs",
-    "list_sessions",
     "run_cursor",
     "run_history",
 ]

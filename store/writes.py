@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import func, null
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import interactions
+from store import interactions, sessions
 from store.db import dialect_insert
 from store.models import Run, RunStatusHistory
-from store.session_writes import lock_session, refresh_session, remember_agent_session
 from workflows.types import RunState, StatusTransition
 
 # Fixed when the run is created; a later projection never rewrites them, so a run keeps its
@@ -80,13 +79,13 @@ async def upsert_run(
     The run row is only overwritten by a state whose ``version`` is at least the stored one,
     so a retried, stale write never moves a run back. ``request_hash`` (the fingerprint of the
     request that created the run) is kept from the first write that has one and never
-    overwritten. The session's derived columns (``store.session_writes``) are refreshed in the
+    overwritten. The session's derived columns (``store.sessions``) are refreshed in the
     same transaction. The history row is keyed by ``(run_id, transition.seq)`` and written
     once. A pending interaction that has no row yet is recorded as pending, so ``get_run`` can
     always show what the run waits for.
     """
     # Session first: its row lock orders concurrent writers of the same session.
-    await lock_session(session, state)
+    await sessions.lock_session(session, state)
     row = _run_row(state)
     # Read from the state too, should the run state ever carry the fingerprint itself.
     row["request_hash"] = request_hash or getattr(state, "request_hash", None)
@@ -101,9 +100,9 @@ async def upsert_run(
         where=_runs.c.version <= excluded.version,
     )
     await session.execute(stmt)
-    await refresh_session(session, state.project_id, state.session_id)
+    await sessions.refresh_session(session, state.project_id, state.session_id)
     if state.agent_session_id:
-        await remember_agent_session(session, state)
+        await sessions.remember_agent_session(session, state)
     if state.pending_interaction is not None:
         await interactions.record_pending(
             session,

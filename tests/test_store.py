@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import agents, interactions, queries, transcript, writes
+from store import agents, interactions, queries, sessions, transcript, writes
 from store.db import create_engine, migrate, normalize_url
 from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
@@ -362,14 +362,14 @@ async def test_project_scoping(db: Db) -> None:
     assert await read(db, queries.list_runs, "default") == ([], None)
     assert await read(db, queries.run_history, "default", "run_1") == []
     assert await read(db, transcript.list_events, "default", "run_1") == []
-    assert await read(db, queries.get_session, "default", "s1") is None
-    assert await read(db, queries.get_session, "acme", "s1") is not None
+    assert await read(db, sessions.get_session, "default", "s1") is None
+    assert await read(db, sessions.get_session, "acme", "s1") is not None
 
     # Session IDs are global, like their workflow IDs: another project's run reusing one must
     # not rewrite this project's session.
     intruder = make_run("run_2", project_id="default", created_at=T0 + timedelta(hours=1))
     await write(db, writes.upsert_run, intruder)
-    acme = await read(db, queries.get_session, "acme", "s1")
+    acme = await read(db, sessions.get_session, "acme", "s1")
     assert (acme.last_run_id, acme.run_count, acme.last_activity_at) == ("run_1", 1, T0)
 
 
@@ -377,16 +377,16 @@ async def test_get_session_status(db: Db) -> None:
     def at(seconds: int) -> datetime:
         return T0 + timedelta(seconds=seconds)
 
-    assert await read(db, queries.get_session, "default", "s1") is None
+    assert await read(db, sessions.get_session, "default", "s1") is None
     first = make_run("run_a", status=RunStatus.RUNNING, created_at=at(0), last_seq=4, version=2)
     await write(db, writes.upsert_run, first)
-    summary = await read(db, queries.get_session, "default", "s1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.cursor) == ("active", "run_a", 4)
     assert summary.last_run_id == "run_a" and summary.run_count == 1
 
     # A run enqueued behind the running one: the running run stays the active one.
     await write(db, writes.upsert_run, make_run("run_b", created_at=at(5), updated_at=at(5)))
-    summary = await read(db, queries.get_session, "default", "s1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.last_run_id) == (
         "active",
         "run_a",
@@ -397,7 +397,7 @@ async def test_get_session_status(db: Db) -> None:
         update={"status": RunStatus.WAITING_FOR_INPUT, "version": 3, "updated_at": at(6)}
     )
     await write(db, writes.upsert_run, waiting)
-    summary = await read(db, queries.get_session, "default", "s1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id) == ("waiting_for_input", "run_a")
     # The older run's write did not take "last run" back from the newer one.
     assert summary.last_run_id == "run_b"
@@ -415,7 +415,7 @@ async def test_get_session_status(db: Db) -> None:
         await write(db, writes.upsert_run, ended)
     # A stale write with an older time does not move the session's activity back.
     await write(db, writes.upsert_run, make_run("run_a", created_at=at(0), updated_at=at(1)))
-    summary = await read(db, queries.get_session, "default", "s1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert summary.status == "idle"
     assert (summary.active_run_id, summary.last_run_id, summary.cursor) == (None, "run_b", 2)
     assert summary.run_count == 2
@@ -438,7 +438,7 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
     history = await read(db, queries.run_history, "default", "run_1")
     events = await read(db, transcript.list_events, "default", "run_1")
     interaction = await read(db, interactions.get_interaction, "default", "int_1")
-    summary = await read(db, queries.get_session, "default", "s1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     stamps = [
         run.created_at,
         run.updated_at,

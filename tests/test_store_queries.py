@@ -21,7 +21,7 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store import queries, run_listing, writes
+from store import queries, run_listing, sessions, writes
 from store.db import alembic_config, create_engine
 from tests.fixtures_db import DatabaseKind, migrated_database
 from tests.test_store import T0, Db, make_run, read
@@ -92,11 +92,11 @@ async def test_request_hash_is_set_once(db: Db) -> None:
 
 
 async def test_session_status_active_run_and_queue(db: Db) -> None:
-    async def summary() -> queries.SessionSummary:
-        return await read(db, queries.get_session, "default", "s1")
+    async def summary() -> sessions.SessionSummary:
+        return await read(db, sessions.get_session, "default", "s1")
 
     async def active() -> str | None:
-        run = await read(db, queries.get_active_run, "default", "s1")
+        run = await read(db, sessions.get_active_run, "default", "s1")
         return None if run is None else run.run_id
 
     # Two runs enqueued behind a running one: the running one stays active, the others wait
@@ -129,18 +129,18 @@ async def test_session_status_active_run_and_queue(db: Db) -> None:
     assert (s.status, s.active_run_id, s.queued_run_ids) == ("idle", None, [])
     assert (s.run_count, s.last_run_id, s.cursor) == (3, "run_c", 0)
     assert await active() is None
-    assert await read(db, queries.get_active_run, "default", "nope") is None
-    assert await read(db, queries.get_active_run, "other", "s1") is None
+    assert await read(db, sessions.get_active_run, "default", "nope") is None
+    assert await read(db, sessions.get_active_run, "other", "s1") is None
 
 
 async def test_interrupt_hands_the_session_to_the_new_run(db: Db) -> None:
     await put(db, make_run("run_a", status=S.RUNNING, version=2))
     await put(db, make_run("run_b", created_at=at(1)))  # interrupt: queued until a is cancelled
-    assert (await read(db, queries.get_session, "default", "s1")).active_run_id == "run_a"
+    assert (await read(db, sessions.get_session, "default", "s1")).active_run_id == "run_a"
     cancelled = make_run("run_a", status=S.CANCELLED, status_reason="interrupted", version=3)
     await put(db, cancelled)
     await put(db, make_run("run_b", status=S.DISPATCHING, created_at=at(1), version=2))
-    s = await read(db, queries.get_session, "default", "s1")
+    s = await read(db, sessions.get_session, "default", "s1")
     assert (s.status, s.active_run_id, s.queued_run_ids) == ("active", "run_b", [])
 
 
@@ -148,7 +148,7 @@ async def test_concurrent_writers_of_one_session_keep_its_counts(db: Db) -> None
     # Each write derives the session from its runs; a lost update would drop some runs.
     runs = [make_run(f"run_{i:02d}", created_at=at(i)) for i in range(12)]
     await asyncio.gather(*(put(db, run) for run in runs))
-    s = await read(db, queries.get_session, "default", "s1")
+    s = await read(db, sessions.get_session, "default", "s1")
     assert (s.run_count, s.last_run_id, s.active_run_id) == (12, "run_11", "run_00")
     assert s.queued_run_ids == [f"run_{i:02d}" for i in range(1, 12)]
 
@@ -459,7 +459,7 @@ async def test_cursors_only_work_for_the_order_they_were_made_for(db: Db) -> Non
                 direction=direction,
                 cursor=cursor,
             )
-    _, session_cursor = await read(db, queries.list_sessions, "default", limit=1)
+    _, session_cursor = await read(db, sessions.list_sessions, "default", limit=1)
     sessions_cursor = forge({"l": "sessions", "o": "created_at", "d": "desc", "k": []})
     for bad in (
         session_cursor or sessions_cursor,  # another listing's cursor
@@ -507,9 +507,9 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
             ),
         )
     await put(db, make_run("run_x", session_id="sx", project_id="other"))
-    sessions = await read(db, queries.list_sessions, "default", limit=100)
-    by_id = {s.session_id: s for s in sessions[0]}
-    assert len(by_id) == 12 and sessions[1] is None
+    listed, next_cursor = await read(db, sessions.list_sessions, "default", limit=100)
+    by_id = {s.session_id: s for s in listed}
+    assert len(by_id) == 12 and next_cursor is None
 
     def ordered(key: str, direction: str, keep: Callable[[Any], bool] = lambda s: True) -> list:
         chosen = sorted(
@@ -521,12 +521,12 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
         ["last_activity_at", "created_at"], ["asc", "desc"], [1, 5, 50]
     ):
         got = await page_all(
-            db, queries.list_sessions, limit, order_by=order_by, direction=direction
+            db, sessions.list_sessions, limit, order_by=order_by, direction=direction
         )
         assert got == ordered(order_by, direction), (order_by, direction, limit)
         busy = await page_all(
             db,
-            queries.list_sessions,
+            sessions.list_sessions,
             limit,
             order_by=order_by,
             direction=direction,
@@ -539,12 +539,12 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
     assert {s.status for s in by_id.values()} == {"active", "waiting_for_input", "idle"}
     assert by_id["s02"].status == "waiting_for_input" and by_id["s03"].status == "active"
     assert by_id["s03"].active_run_id == "run_03" and by_id["s03"].queued_run_ids == []
-    waiting, _ = await read(db, queries.list_sessions, "default", statuses=["waiting_for_input"])
+    waiting, _ = await read(db, sessions.list_sessions, "default", statuses=["waiting_for_input"])
     assert [s.session_id for s in waiting] == ["s02", "s08"]
 
-    _, cursor = await read(db, queries.list_sessions, "default", limit=2)
+    _, cursor = await read(db, sessions.list_sessions, "default", limit=2)
     with pytest.raises(queries.InvalidCursor):
-        await read(db, queries.list_sessions, "default", order_by="created_at", cursor=cursor)
+        await read(db, sessions.list_sessions, "default", order_by="created_at", cursor=cursor)
     with pytest.raises(queries.InvalidCursor):
         await read(db, queries.list_runs, "default", cursor=cursor)
 
@@ -552,6 +552,6 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
 async def test_list_sessions_agrees_with_get_session(db: Db) -> None:
     await put(db, make_run("run_a", status=S.RUNNING, last_seq=4, version=2))
     await put(db, make_run("run_b", created_at=at(1)))
-    listed, _ = await read(db, queries.list_sessions, "default")
-    assert listed == [await read(db, queries.get_session, "default", "s1")]
+    listed, _ = await read(db, sessions.list_sessions, "default")
+    assert listed == [await read(db, sessions.get_session, "default", "s1")]
     assert listed[0].queued_run_ids == ["run_b"] and listed[0].cursor == 4

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import DbDep, ProjectDep
 from api.errors import ApiError, not_found
 from api.schemas import ActiveRunView, SessionList, SessionView
-from store import queries, transcript
+from store import sessions, transcript
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -27,7 +27,7 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> SessionList:
-    sessions, next_cursor = await queries.list_sessions(
+    page, next_cursor = await sessions.list_sessions(
         db,
         project_id,
         statuses=status,
@@ -38,14 +38,14 @@ async def list_sessions(
         cursor=cursor,
     )
     return SessionList(
-        sessions=[SessionView.model_validate(s.model_dump()) for s in sessions],
+        sessions=[SessionView.model_validate(s.model_dump()) for s in page],
         next_cursor=next_cursor,
     )
 
 
 @router.get("/{session_id}", response_model=SessionView)
 async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> SessionView:
-    summary = await queries.get_session(db, project_id, session_id)
+    summary = await sessions.get_session(db, project_id, session_id)
     if summary is None:
         raise not_found("session", session_id)
     return SessionView.model_validate(summary.model_dump())
@@ -54,7 +54,7 @@ async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> Ses
 @router.get("/{session_id}/active-run", response_model=ActiveRunView)
 async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunView:
     """The run the session is busy with, with its stream cursor; 404 when it is idle."""
-    run = await queries.get_active_run(db, project_id, session_id)
+    run = await sessions.get_active_run(db, project_id, session_id)
     if run is None:
         raise ApiError(
             404,

@@ -1,35 +1,60 @@
-"""Session reads: one session, the session listing, and a session's active run.
+"""The sessions aggregate: a session row and what it is doing now, kept in step with its runs.
 
-The session's ``status``, ``active_run_id``, ``run_count`` and ``last_run_id`` are columns kept
-in step with its runs (``store.session_writes``), so these reads filter and order in SQL and
-agree with each other.
+A session's ``status``, ``active_run_id``, ``run_count`` and ``last_run_id`` are derived from
+its runs in the transaction that writes a run (``store.runs.upsert_run`` calls
+``lock_session`` then ``refresh_session``), so the reads filter and order in SQL and agree
+with each other.
 
-Pagination of ``list_sessions`` is keyset on ``(order key, session_id)``: sessions created
-while paging never make a page skip or repeat one. Ordered by ``created_at`` it is exact;
-ordered by ``last_activity_at``, a session that gets activity between two page fetches moves
-to the front and may be missed (desc) or seen twice (asc), like any order on a changing key.
+- The **active run** is the oldest unfinished run past ``queued`` (the one under way), else the
+  oldest ``queued`` one (next to start). With ``enqueue`` a session has one run under way and
+  queued runs behind it; projections of a newly queued run never take "active" from it.
+- The **status** is ``waiting_for_input`` if the active run waits for a human, ``active`` if
+  any run is unfinished, else ``idle``.
+
+Writes are idempotent (re-deriving from the runs gives the same row) and do not commit; the
+caller owns the transaction. Concurrency: ``lock_session`` runs first in ``upsert_run``. On
+PostgreSQL its upsert locks the session row, so writers of one session's runs take turns, and
+``refresh_session`` (a later statement, hence a later snapshot under READ COMMITTED) sees
+every run committed before it. Deriving in one statement with no lock could lose a concurrent
+writer's run. SQLite has a single writer anyway.
+
+Reads are scoped by project: another project's session is simply not found. Session IDs are
+global (like the workflow ID ``session-{id}``), so a run of another project that reuses one
+never rewrites this project's session. Pagination of ``list_sessions`` is keyset on
+``(order key, session_id)``: sessions created while paging never make a page skip or repeat
+one. Ordered by ``created_at`` it is exact; ordered by ``last_activity_at``, a session that
+gets activity between two page fetches moves to the front and may be missed (desc) or seen
+twice (asc), like any order on a changing key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, Table, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import dialect_insert
 from store.keyset import Direction, after, decode_position, encode_position
 from store.models import Run, SessionRow
 from store.queries_runs import run_state_from_row, runs_with_pending
-from workflows.types import RunState, RunStatus
+from workflows.types import TERMINAL_STATUSES, RunState, RunStatus
 
 SessionStatus = Literal["idle", "active", "waiting_for_input"]
 SessionOrder = Literal["last_activity_at", "created_at"]
 
 _LISTING = "sessions"
 _ORDER_COLUMNS = {"last_activity_at": SessionRow.updated_at, "created_at": SessionRow.created_at}
+_TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
+
+# Core tables for the writes: plain UPDATE statements, no ORM synchronisation.
+_runs = cast(Table, Run.__table__)
+_sessions = cast(Table, SessionRow.__table__)
+
+# Reads.
 
 
 class SessionSummary(BaseModel):
@@ -39,7 +64,7 @@ class SessionSummary(BaseModel):
     project_id: str
     agent: str | None
     status: SessionStatus
-    # The run under way, else the next queued one (``store.session_writes``).
+    # The run under way, else the next queued one (this module's docstring).
     active_run_id: str | None
     last_run_id: str | None
     run_count: int
@@ -182,3 +207,98 @@ async def get_agent_session(
     if row is None or row.agent_session_agent != agent:
         return None
     return row.agent_session_id
+
+
+# Writes.
+
+
+def _active_run_select(project_id: Any, session_id: Any, *columns: Any) -> Select[Any]:
+    """``columns`` of the session's active run (at most one row); arguments may be SQL."""
+    return (
+        select(*columns)
+        .where(
+            Run.project_id == project_id,
+            Run.session_id == session_id,
+            Run.status.not_in(_TERMINAL),
+        )
+        .order_by(
+            case((Run.status == RunStatus.QUEUED.value, 1), else_=0),
+            Run.created_at,
+            Run.run_id,
+        )
+        .limit(1)
+    )
+
+
+async def lock_session(session: AsyncSession, state: RunState) -> None:
+    """Create the run's session if new, else bump its last activity; locks the row."""
+    stmt = dialect_insert(session, _sessions).values(
+        session_id=state.session_id,
+        project_id=state.project_id,
+        agent=state.agent,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        last_run_id=state.run_id,
+        metadata={},
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_sessions.c.session_id],
+        set_={
+            # Last activity only moves forward: a stale write keeps the later time.
+            "updated_at": case(
+                (_sessions.c.updated_at < stmt.excluded.updated_at, stmt.excluded.updated_at),
+                else_=_sessions.c.updated_at,
+            ),
+        },
+        # Session IDs are global (like the workflow ID ``session-{id}``): a run of another
+        # project that reuses one must not rewrite this project's session. PostgreSQL still
+        # locks the row it did not update, which is harmless.
+        where=_sessions.c.project_id == stmt.excluded.project_id,
+    )
+    await session.execute(stmt)
+
+
+async def refresh_session(session: AsyncSession, project_id: str, session_id: str) -> None:
+    """Re-derive the session's status, active run, run count and last run from its runs."""
+    in_session = (_runs.c.project_id == project_id, _runs.c.session_id == session_id)
+    run_count: ColumnElement[Any] = (
+        select(func.count()).select_from(_runs).where(*in_session).scalar_subquery()
+    )
+    # The newest run, whatever order the projections arrive in (a queued run can be written
+    # before the active one finishes).
+    last_run: ColumnElement[Any] = (
+        select(_runs.c.run_id)
+        .where(*in_session)
+        .order_by(_runs.c.created_at.desc(), _runs.c.run_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    active_id = _active_run_select(project_id, session_id, Run.run_id).scalar_subquery()
+    active_status = _active_run_select(project_id, session_id, Run.status).scalar_subquery()
+    status = case(
+        (active_status == RunStatus.WAITING_FOR_INPUT.value, "waiting_for_input"),
+        (active_id.is_not(None), "active"),
+        else_="idle",
+    )
+    await session.execute(
+        update(_sessions)
+        .where(_sessions.c.project_id == project_id, _sessions.c.session_id == session_id)
+        .values(
+            run_count=run_count,
+            last_run_id=last_run,
+            active_run_id=active_id,
+            status=status,
+        )
+    )
+
+
+async def remember_agent_session(session: AsyncSession, state: RunState) -> None:
+    """Keep the agent's own session ID on the session, for the next run of the same agent."""
+    await session.execute(
+        update(_sessions)
+        .where(
+            _sessions.c.project_id == state.project_id,
+            _sessions.c.session_id == state.session_id,
+        )
+        .values(agent_session_id=state.agent_session_id, agent_session_agent=state.agent)
+    )
