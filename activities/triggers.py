@@ -16,7 +16,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from store import queries
+from store import runs
 from store.queries_triggers import find_trigger
 from store.trigger_writes import advance_delivery, insert_delivery
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id
@@ -112,7 +112,7 @@ class TriggerActivities:
         """Submit the firing's run to its session; ``busy`` if the session rejects it."""
         plan = inp.plan
         async with self._db() as session:
-            existing = await queries.get_run(session, inp.project_id, plan.run_id)
+            existing = await runs.get_run(session, inp.project_id, plan.run_id)
         if existing is not None:  # an earlier attempt made it (its session may be long closed)
             return SubmitFiringResult(
                 status=existing.status, status_reason=existing.status_reason, error=existing.error
@@ -171,7 +171,7 @@ class TriggerActivities:
     async def run_outcome(self, inp: RunOutcomeInput) -> RunFinished | None:
         """The run's outcome from the store, if it ended (the firing's fallback to a signal)."""
         async with self._db() as session:
-            run = await queries.get_run(session, inp.project_id, inp.run_id)
+            run = await runs.get_run(session, inp.project_id, inp.run_id)
         if run is None or not run.status.is_terminal:
             return None
         return RunFinished(

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from api.errors import ApiError, from_temporal
-from store import queries
+from store import runs
 from tether.session_client import session_handle, start_operation
 from tether.settings import Settings
 from workflows.errors import ErrorType
@@ -55,12 +55,12 @@ async def _stored_duplicate(
     if not spec.idempotency_key:
         return None
     async with db() as session:
-        found = await queries.find_run_by_idempotency_key(
+        found = await runs.find_run_by_idempotency_key(
             session, spec.project_id, spec.session_id, spec.idempotency_key
         )
     if found is None:
         return None
-    state, stored_hash = found
+    state, stored_hash = found.run, found.request_hash
     if stored_hash is not None and stored_hash != spec.request_hash:
         raise ApiError(
             409,

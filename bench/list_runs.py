@@ -1,4 +1,4 @@
-"""Listing runs at scale: ``store.queries.list_runs`` (and ``list_sessions``) on PostgreSQL.
+"""Listing at scale on PostgreSQL: ``store.runs.list_runs`` and ``store.sessions.list_sessions``.
 
 Creates a fresh database on the PostgreSQL server (``--pg-url``, else ``TETHER_TEST_PG_URL``,
 else ``postgresql://postgres@127.0.0.1:5432/postgres``), migrates it, bulk-loads ``--runs``
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.runs_dataset import PROJECT, load
-from store import queries, sessions
+from store import runs, sessions
 from store.db import create_engine, migrate, session_factory
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -113,7 +113,7 @@ def scenarios(factory: Factory, probe: dict[str, Any]) -> dict[str, Callable[[],
     def runs_page(**kwargs: Any) -> Callable[[], Awaitable[Any]]:
         async def call() -> Any:
             async with factory() as session:
-                return await queries.list_runs(session, PROJECT, limit=50, **kwargs)
+                return await runs.list_runs(session, PROJECT, limit=50, **kwargs)
 
         return call
 
@@ -174,8 +174,8 @@ async def probe_values(factory: Factory) -> dict[str, Any]:
     """Cursors and IDs the scenarios start from, found through the store itself."""
     filtered: dict[str, Any] = {"statuses": ["completed", "failed"], "agent": "approval-demo"}
     async with factory() as session:
-        first, cursor = await queries.list_runs(session, PROJECT, limit=50, **filtered)
-        _, deep = await queries.list_runs(session, PROJECT, limit=10_000, **filtered)
+        first, cursor = await runs.list_runs(session, PROJECT, limit=50, **filtered)
+        _, deep = await runs.list_runs(session, PROJECT, limit=10_000, **filtered)
     return {
         "newest": first[0].created_at,
         "session_id": first[0].session_id,
@@ -227,7 +227,7 @@ async def grid(factory: Factory, engine: AsyncEngine, probe: dict[str, Any], cal
 
             async def call(arguments: dict[str, Any] = arguments) -> Any:
                 async with factory() as session:
-                    return await queries.list_runs(session, PROJECT, limit=50, **arguments)
+                    return await runs.list_runs(session, PROJECT, limit=50, **arguments)
 
             recorder.statements.clear()
             page, next_cursor = await call()

@@ -87,7 +87,7 @@ class SessionRow(Base):
     """A session and what it is doing now.
 
     ``status``, ``active_run_id``, ``run_count`` and ``last_run_id`` are derived from the
-    session's runs by ``store.writes.upsert_run`` in the transaction that writes a run, so
+    session's runs by ``store.runs.upsert_run`` in the transaction that writes a run, so
     sessions can be filtered and ordered in SQL.
     """
 

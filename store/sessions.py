@@ -40,7 +40,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.db import dialect_insert
 from store.keyset import Direction, after, decode_position, encode_position
 from store.models import Run, SessionRow
-from store.queries_runs import run_state_from_row, runs_with_pending
 from workflows.types import TERMINAL_STATUSES, RunState, RunStatus
 
 SessionStatus = Literal["idle", "active", "waiting_for_input"]
@@ -174,23 +173,6 @@ async def list_sessions(
         key = last.updated_at if order_by == "last_activity_at" else last.created_at
         next_cursor = encode_position(_LISTING, order_by, direction, [key, last.session_id])
     return summaries, next_cursor
-
-
-async def get_active_run(
-    session: AsyncSession, project_id: str, session_id: str
-) -> RunState | None:
-    """The session's active run (under way, else next queued) with its pending interaction.
-
-    ``None`` if the session is idle or unknown in ``project_id``.
-    """
-    active_id = (
-        select(SessionRow.active_run_id)
-        .where(SessionRow.project_id == project_id, SessionRow.session_id == session_id)
-        .scalar_subquery()
-    )
-    stmt = runs_with_pending(project_id).where(Run.run_id == active_id)
-    row = (await session.execute(stmt)).first()
-    return None if row is None else run_state_from_row(row[0], row[1])
 
 
 async def get_agent_session(

@@ -13,9 +13,10 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import agents, interactions, queries, sessions, transcript, writes
+from store import agents, interactions, runs, sessions, transcript
 from store.db import create_engine, migrate, normalize_url
-from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
+from store.keyset import InvalidCursor
+from store.models import Base, Interaction, Run, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
     InteractionRecord,
     PendingInteraction,
@@ -147,8 +148,8 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
 
 
 async def test_upsert_run_insert_update_and_stale_write_ignored(db: Db) -> None:
-    await write(db, writes.upsert_run, make_run("run_1", input={"prompt": "hi"}, version=1))
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, make_run("run_1", input={"prompt": "hi"}, version=1))
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run.status == RunStatus.QUEUED
     assert run.input == {"prompt": "hi"}
     assert run.result is None and run.error is None
@@ -167,26 +168,37 @@ async def test_upsert_run_insert_update_and_stale_write_ignored(db: Db) -> None:
         metadata={"k": "v"},
         last_seq=7,
     )
-    await write(db, writes.upsert_run, done)
+    await write(db, runs.upsert_run, done)
     # A retried activity with an older projection must not move the run back.
-    await write(db, writes.upsert_run, make_run("run_1", status=RunStatus.RUNNING, version=2))
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, make_run("run_1", status=RunStatus.RUNNING, version=2))
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run == done
     assert run.duration_ms == 2000
 
-    await write(db, writes.upsert_run, done)  # the same write again changes nothing
-    assert await read(db, queries.get_run, "default", "run_1") == done
+    await write(db, runs.upsert_run, done)  # the same write again changes nothing
+    assert await read(db, runs.get_run, "default", "run_1") == done
+
+
+def test_records_map_to_their_columns_by_name() -> None:
+    # Rows are derived from the records by column name (``store.models.RecordColumns``): a
+    # field without a column of its name would silently not be stored. Mapped by hand in
+    # ``store.runs``: the pending interaction (its ID), the agent session (on the session
+    # row) and the request fingerprint.
+    fields, columns = set(RunState.model_fields), set(Run.__table__.c.keys())
+    assert fields - columns == {"pending_interaction", "agent_session_id"}
+    assert columns - fields == {"pending_interaction_id", "request_hash"}
+    assert set(InteractionRecord.model_fields) == set(Interaction.__table__.c.keys())
 
 
 async def test_status_history_written_once(db: Db) -> None:
     running = make_run("run_1", status=RunStatus.RUNNING, version=2)
     t1 = StatusTransition(seq=1, status=RunStatus.QUEUED, at=T0)
     t2 = StatusTransition(seq=2, status=RunStatus.RUNNING, reason="dispatched", at=T0)
-    await write(db, writes.upsert_run, make_run("run_1", version=1), t1)
-    await write(db, writes.upsert_run, running, t2)
-    await write(db, writes.upsert_run, running, t2)
-    await write(db, writes.upsert_run, running, t2.model_copy(update={"reason": "retry"}))
-    assert await read(db, queries.run_history, "default", "run_1") == [t1, t2]
+    await write(db, runs.upsert_run, make_run("run_1", version=1), t1)
+    await write(db, runs.upsert_run, running, t2)
+    await write(db, runs.upsert_run, running, t2)
+    await write(db, runs.upsert_run, running, t2.model_copy(update={"reason": "retry"}))
+    assert await read(db, runs.run_history, "default", "run_1") == [t1, t2]
     async with db[1]() as session:
         assert await session.scalar(select(func.count()).select_from(RunStatusHistory)) == 2
 
@@ -281,13 +293,13 @@ async def test_get_run_shows_the_pending_interaction(db: Db) -> None:
         "run_1", status=RunStatus.WAITING_FOR_INPUT, pending_interaction=pending, paused_at=T0
     )
     # upsert_run alone records the interaction, so the run never points at a missing row.
-    await write(db, writes.upsert_run, waiting)
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, waiting)
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run.pending_interaction == pending
     interaction = await read(db, interactions.get_interaction, "default", "int_1")
     assert interaction.status == "pending" and interaction.run_id == "run_1"
-    runs, _ = await read(db, queries.list_runs, "default")
-    assert runs[0].pending_interaction == pending
+    listed, _ = await read(db, runs.list_runs, "default")
+    assert listed[0].pending_interaction == pending
 
 
 # Reads.
@@ -304,16 +316,16 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
             created_at=T0 + timedelta(seconds=i // 2),
             agent="echo" if i % 5 else "approval",
         )
-        await write(db, writes.upsert_run, state)
+        await write(db, runs.upsert_run, state)
         expected.append(state.run_id)
-    await write(db, writes.upsert_run, make_run("run_other", project_id="other"))
+    await write(db, runs.upsert_run, make_run("run_other", project_id="other"))
     expected.reverse()
 
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        page, cursor = await read(db, queries.list_runs, "default", limit=10, cursor=cursor)
+        page, cursor = await read(db, runs.list_runs, "default", limit=10, cursor=cursor)
         seen += [run.run_id for run in page]
         pages += 1
         if cursor is None:
@@ -321,11 +333,11 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
     assert seen == expected
     assert pages == 3
 
-    s1, _ = await read(db, queries.list_runs, "default", session_id="s1")
+    s1, _ = await read(db, runs.list_runs, "default", session_id="s1")
     assert [r.run_id for r in s1] == [r for r in expected if int(r[4:]) % 2]
-    running, _ = await read(db, queries.list_runs, "default", statuses=["running", "queued"])
+    running, _ = await read(db, runs.list_runs, "default", statuses=["running", "queued"])
     assert [r.run_id for r in running] == [r for r in expected if int(r[4:]) % 3 == 0]
-    approval, _ = await read(db, queries.list_runs, "default", agent="approval")
+    approval, _ = await read(db, runs.list_runs, "default", agent="approval")
     assert [r.run_id for r in approval] == [r for r in expected if int(r[4:]) % 5 == 0]
 
     # Filters and cursor combine: page through one session's completed runs.
@@ -333,7 +345,7 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
     while True:
         page, cursor = await read(
             db,
-            queries.list_runs,
+            runs.list_runs,
             "default",
             session_id="s2",
             statuses=[RunStatus.COMPLETED],
@@ -348,19 +360,19 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "e30", "eyJjIjoxLCJyIjoyfQ", "%%%"])
 async def test_invalid_cursor_raises(db: Db, cursor: str) -> None:
-    with pytest.raises(queries.InvalidCursor):
-        await read(db, queries.list_runs, "default", cursor=cursor)
+    with pytest.raises(InvalidCursor):
+        await read(db, runs.list_runs, "default", cursor=cursor)
 
 
 async def test_project_scoping(db: Db) -> None:
-    await write(db, writes.upsert_run, make_run("run_1", project_id="acme"))
+    await write(db, runs.upsert_run, make_run("run_1", project_id="acme"))
     t1 = StatusTransition(seq=1, status=RunStatus.QUEUED, at=T0)
-    await write(db, writes.upsert_run, make_run("run_1", project_id="acme"), t1)
+    await write(db, runs.upsert_run, make_run("run_1", project_id="acme"), t1)
     await write(db, transcript.insert_events, "acme", "run_1", [event(1)])
-    assert await read(db, queries.get_run, "acme", "run_1") is not None
-    assert await read(db, queries.get_run, "default", "run_1") is None
-    assert await read(db, queries.list_runs, "default") == ([], None)
-    assert await read(db, queries.run_history, "default", "run_1") == []
+    assert await read(db, runs.get_run, "acme", "run_1") is not None
+    assert await read(db, runs.get_run, "default", "run_1") is None
+    assert await read(db, runs.list_runs, "default") == ([], None)
+    assert await read(db, runs.run_history, "default", "run_1") == []
     assert await read(db, transcript.list_events, "default", "run_1") == []
     assert await read(db, sessions.get_session, "default", "s1") is None
     assert await read(db, sessions.get_session, "acme", "s1") is not None
@@ -368,7 +380,7 @@ async def test_project_scoping(db: Db) -> None:
     # Session IDs are global, like their workflow IDs: another project's run reusing one must
     # not rewrite this project's session.
     intruder = make_run("run_2", project_id="default", created_at=T0 + timedelta(hours=1))
-    await write(db, writes.upsert_run, intruder)
+    await write(db, runs.upsert_run, intruder)
     acme = await read(db, sessions.get_session, "acme", "s1")
     assert (acme.last_run_id, acme.run_count, acme.last_activity_at) == ("run_1", 1, T0)
 
@@ -379,13 +391,13 @@ async def test_get_session_status(db: Db) -> None:
 
     assert await read(db, sessions.get_session, "default", "s1") is None
     first = make_run("run_a", status=RunStatus.RUNNING, created_at=at(0), last_seq=4, version=2)
-    await write(db, writes.upsert_run, first)
+    await write(db, runs.upsert_run, first)
     summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.cursor) == ("active", "run_a", 4)
     assert summary.last_run_id == "run_a" and summary.run_count == 1
 
     # A run enqueued behind the running one: the running run stays the active one.
-    await write(db, writes.upsert_run, make_run("run_b", created_at=at(5), updated_at=at(5)))
+    await write(db, runs.upsert_run, make_run("run_b", created_at=at(5), updated_at=at(5)))
     summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.last_run_id) == (
         "active",
@@ -396,7 +408,7 @@ async def test_get_session_status(db: Db) -> None:
     waiting = first.model_copy(
         update={"status": RunStatus.WAITING_FOR_INPUT, "version": 3, "updated_at": at(6)}
     )
-    await write(db, writes.upsert_run, waiting)
+    await write(db, runs.upsert_run, waiting)
     summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id) == ("waiting_for_input", "run_a")
     # The older run's write did not take "last run" back from the newer one.
@@ -412,9 +424,9 @@ async def test_get_session_status(db: Db) -> None:
             last_seq=seq,
             version=9,
         )
-        await write(db, writes.upsert_run, ended)
+        await write(db, runs.upsert_run, ended)
     # A stale write with an older time does not move the session's activity back.
-    await write(db, writes.upsert_run, make_run("run_a", created_at=at(0), updated_at=at(1)))
+    await write(db, runs.upsert_run, make_run("run_a", created_at=at(0), updated_at=at(1)))
     summary = await read(db, sessions.get_session, "default", "s1")
     assert summary.status == "idle"
     assert (summary.active_run_id, summary.last_run_id, summary.cursor) == (None, "run_b", 2)
@@ -428,14 +440,14 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
     paris = timezone(timedelta(hours=1))
     created = datetime(2025, 3, 1, 13, 0, 0, 500, tzinfo=paris)
     transition = StatusTransition(seq=1, status=RunStatus.QUEUED, at=created)
-    await write(db, writes.upsert_run, make_run("run_1", created_at=created), transition)
+    await write(db, runs.upsert_run, make_run("run_1", created_at=created), transition)
     await write(db, transcript.insert_events, "default", "run_1", [event(1)])
     await write(
         db, interactions.upsert_interaction, make_interaction("int_1", requested_at=created)
     )
 
-    run = await read(db, queries.get_run, "default", "run_1")
-    history = await read(db, queries.run_history, "default", "run_1")
+    run = await read(db, runs.get_run, "default", "run_1")
+    history = await read(db, runs.run_history, "default", "run_1")
     events = await read(db, transcript.list_events, "default", "run_1")
     interaction = await read(db, interactions.get_interaction, "default", "int_1")
     summary = await read(db, sessions.get_session, "default", "s1")

@@ -14,7 +14,7 @@ from api.errors import ApiError, not_found
 from api.schemas import CancelCreate, EventList, HistoryView, RunCreate, RunList, RunView
 from api.sse import run_event_stream
 from api.workflow_client import request_hash, signal_cancel, submit_run
-from store import queries, transcript
+from store import runs, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
 from tether.session_client import run_policy
 from workflows.types import CancelSignal, RunSpec, RunStatus
@@ -115,7 +115,7 @@ async def list_runs(
     cursor: str | None = None,
 ) -> RunList:
     """Runs, filtered and ordered; page with ``cursor`` = the previous ``next_cursor``."""
-    runs, next_cursor = await queries.list_runs(
+    page, next_cursor = await runs.list_runs(
         db,
         project_id,
         session_id=session_id,
@@ -130,12 +130,12 @@ async def list_runs(
         cursor=cursor,
     )
     return RunList(
-        runs=[RunView.model_validate(r.model_dump()) for r in runs], next_cursor=next_cursor
+        runs=[RunView.model_validate(r.model_dump()) for r in page], next_cursor=next_cursor
     )
 
 
 async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunView:
-    run = await queries.get_run(db, project_id, run_id)
+    run = await runs.get_run(db, project_id, run_id)
     if run is None:
         raise not_found("run", run_id)
     return RunView.model_validate(run.model_dump())
@@ -188,7 +188,7 @@ async def stream_run(
 @router.get("/runs/{run_id}/history", response_model=HistoryView)
 async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryView:
     await _get_run(db, project_id, run_id)
-    return HistoryView(run_id=run_id, transitions=await queries.run_history(db, project_id, run_id))
+    return HistoryView(run_id=run_id, transitions=await runs.run_history(db, project_id, run_id))
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, response_model=RunView)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import DbDep, ProjectDep
 from api.errors import ApiError, not_found
 from api.schemas import ActiveRunView, SessionList, SessionView
-from store import sessions, transcript
+from store import runs, sessions, transcript
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -54,7 +54,7 @@ async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> Ses
 @router.get("/{session_id}/active-run", response_model=ActiveRunView)
 async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunView:
     """The run the session is busy with, with its stream cursor; 404 when it is idle."""
-    run = await sessions.get_active_run(db, project_id, session_id)
+    run = await runs.get_active_run(db, project_id, session_id)
     if run is None:
         raise ApiError(
             404,
