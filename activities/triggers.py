@@ -16,9 +16,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from store import runs
-from store.queries_triggers import find_trigger
-from store.trigger_writes import advance_delivery, insert_delivery
+from store import runs, triggers
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id
 from tether.session_client import run_policy, session_handle, start_operation
 from tether.settings import Settings
@@ -64,12 +62,12 @@ class TriggerActivities:
             session_id=firing_session_id(trigger_id, event_id),
         )
         async with self._db() as session:
-            found = await find_trigger(session, trigger_id, include_deleted=True)
-        if found is None or found[2] or found[0].project_id != inp.project_id:
+            found = await triggers.find_trigger(session, trigger_id, include_deleted=True)
+        if found is None or found.deleted or found.record.project_id != inp.project_id:
             plan.rejected = RejectReason.TRIGGER_DELETED
             plan.message = f"trigger {trigger_id} no longer exists"
         else:
-            trigger = found[0]
+            trigger = found.record
             target = trigger.target
             plan.agent, plan.multitask, plan.trigger_name = (
                 target.agent,
@@ -104,7 +102,7 @@ class TriggerActivities:
             updated_at=inp.fired_at,
         )
         async with self._db.begin() as session:
-            await insert_delivery(session, record)
+            await triggers.insert_delivery(session, record)
         return plan
 
     @activity.defn
@@ -165,7 +163,7 @@ class TriggerActivities:
     @activity.defn
     async def record_delivery(self, change: DeliveryUpdate) -> None:
         async with self._db.begin() as session:
-            await advance_delivery(session, change)
+            await triggers.advance_delivery(session, change)
 
     @activity.defn
     async def run_outcome(self, inp: RunOutcomeInput) -> RunFinished | None:

@@ -29,8 +29,7 @@ from api.trigger_schemas import (
     TriggerUpdate,
     TriggerView,
 )
-from store.queries_triggers import get_delivery, get_trigger, list_deliveries, list_triggers
-from store.trigger_writes import drop_trigger, insert_trigger, mark_trigger_deleted, save_trigger
+from store import triggers
 from tether.ids import new_trigger_id, schedule_id
 from tether.settings import Settings
 from tether.templating import TemplateError, check_template, firing_context, render
@@ -58,7 +57,7 @@ def trigger_view(trigger: TriggerRecord, settings: Settings) -> TriggerView:
 
 
 async def _trigger(db: DbDep, project_id: str, trigger_id: str) -> TriggerRecord:
-    trigger = await get_trigger(db, project_id, trigger_id)
+    trigger = await triggers.get_trigger(db, project_id, trigger_id)
     if trigger is None:
         raise not_found("trigger", trigger_id)
     return trigger
@@ -117,13 +116,13 @@ async def create_trigger(
     secret = ((body.webhook and body.webhook.secret) or new_secret()) if webhook else None
     # The row first: a schedule may fire at once, and its firing reads the trigger.
     async with db_factory.begin() as session:
-        await insert_trigger(session, record, secret)
+        await triggers.insert_trigger(session, record, secret)
     if not webhook:
         try:
             await trigger_client.create_schedule(temporal, record, settings)
         except Exception:
             async with db_factory.begin() as session:
-                await drop_trigger(session, record.trigger_id)
+                await triggers.drop_trigger(session, record.trigger_id)
             raise
     return TriggerCreated(**trigger_view(record, settings).model_dump(), secret=secret)
 
@@ -138,12 +137,10 @@ async def list_project_triggers(
     cursor: str | None = None,
 ) -> TriggerList:
     """The project's triggers, newest first; page with ``cursor`` = ``next_cursor``."""
-    triggers, next_cursor = await list_triggers(
+    page, next_cursor = await triggers.list_triggers(
         db, project_id, kind=kind, limit=limit, cursor=cursor
     )
-    return TriggerList(
-        triggers=[trigger_view(t, settings) for t in triggers], next_cursor=next_cursor
-    )
+    return TriggerList(triggers=[trigger_view(t, settings) for t in page], next_cursor=next_cursor)
 
 
 @router.get("/{trigger_id}", response_model=TriggerView)
@@ -179,7 +176,7 @@ async def update_trigger(
     if trigger.kind == TriggerKind.SCHEDULE:  # Temporal checks the spec before it is stored
         await trigger_client.update_schedule(temporal, updated, settings)
     async with db_factory.begin() as session:
-        await save_trigger(session, updated)
+        await triggers.save_trigger(session, updated)
     return trigger_view(updated, settings)
 
 
@@ -198,7 +195,7 @@ async def _set_paused(
         await trigger_client.set_paused(temporal, trigger_id, paused, note)
     updated = trigger.model_copy(update={"paused": paused, "updated_at": datetime.now(UTC)})
     async with db_factory.begin() as session:
-        await save_trigger(session, updated)
+        await triggers.save_trigger(session, updated)
     return trigger_view(updated, settings)
 
 
@@ -240,7 +237,7 @@ async def delete_trigger(
     if trigger.kind == TriggerKind.SCHEDULE:
         await trigger_client.delete_schedule(temporal, trigger_id)
     async with db_factory.begin() as session:
-        await mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
+        await triggers.mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
     return Response(status_code=204)
 
 
@@ -280,7 +277,7 @@ async def list_trigger_deliveries(
 ) -> DeliveryList:
     """The trigger's firings, newest first: each one's event, run and outcome."""
     await _trigger(db, project_id, trigger_id)
-    deliveries, next_cursor = await list_deliveries(
+    deliveries, next_cursor = await triggers.list_deliveries(
         db, project_id, trigger_id, statuses=status, limit=limit, cursor=cursor
     )
     return DeliveryList(
@@ -294,7 +291,7 @@ async def read_trigger_delivery(
     trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
 ) -> DeliveryView:
     await _trigger(db, project_id, trigger_id)
-    delivery = await get_delivery(db, project_id, delivery_id)
+    delivery = await triggers.get_delivery(db, project_id, delivery_id)
     if delivery is None or delivery.trigger_id != trigger_id:
         raise not_found("delivery", delivery_id)
     return DeliveryView.model_validate(delivery.model_dump())
