@@ -12,11 +12,11 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.catalog import CatalogActivities
+from activities.metrics import install_worker_runtime, pending_interactions_gauge
 from activities.records import StoreActivities
 from activities.runner_calls import RunActivities
 from activities.triggers import TriggerActivities
 from store.db import create_engine, session_factory
-from tether.metrics import install_worker_runtime, pending_interactions_gauge
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
 from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id

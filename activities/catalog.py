@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from runner.protocol import AgentList, auth_headers
-from store.writes import replace_agents
+from store import agents
 from tether.settings import Settings
 
 
@@ -27,5 +27,5 @@ class CatalogActivities:
         response.raise_for_status()
         offered = AgentList.model_validate_json(response.content)
         async with self._db.begin() as session:
-            await replace_agents(session, offered)
+            await agents.replace_agents(session, offered)
         return len(offered.agents)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from runner.protocol import (
     EventType,
     InteractionRequested,
@@ -26,8 +27,7 @@ from runner.protocol import (
     agent_session_id_of,
     parse_record,
 )
-from store.writes import insert_events
-from tether import metrics
+from store import transcript
 from workflows.errors import ErrorType
 from workflows.types import FollowInput, FollowOutcome, PendingInteraction, RunResult, RunStatus
 
@@ -207,7 +207,9 @@ class Follower:
         if not batch:
             return
         async with self._db.begin() as session:
-            added = await insert_events(session, self._inp.project_id, self._inp.run_id, batch)
+            added = await transcript.insert_events(
+                session, self._inp.project_id, self._inp.run_id, batch
+            )
         metrics.events_persisted(added)
         self._progress.cursor = batch[-1].seq
         batch.clear()

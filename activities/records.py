@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from store.writes import upsert_interaction, upsert_run
-from tether import metrics
+from activities import metrics
+from store import interactions, runs
 from workflows.types import InteractionRecord, RecordRunInput, RunStatus
 
 
@@ -20,7 +20,7 @@ class StoreActivities:
     async def record_run(self, inp: RecordRunInput) -> None:
         """Upsert the run row (newer versions only) and append its status transition."""
         async with self._db.begin() as session:
-            await upsert_run(session, inp.state, inp.transition, request_hash=inp.request_hash)
+            await runs.upsert_run(session, inp.state, inp.transition, request_hash=inp.request_hash)
         if inp.transition is not None:  # counted once the write committed
             status = inp.transition.status
             if status == RunStatus.DISPATCHING:
@@ -31,5 +31,5 @@ class StoreActivities:
     @activity.defn
     async def record_interaction(self, record: InteractionRecord) -> None:
         async with self._db.begin() as session:
-            await upsert_interaction(session, record)
+            await interactions.upsert_interaction(session, record)
         metrics.interaction_recorded()

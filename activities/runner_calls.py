@@ -17,7 +17,7 @@ from runner.protocol import (
     auth_headers,
     parse_record,
 )
-from store import queries
+from store import sessions
 from tether.settings import Settings
 from workflows.errors import ErrorType
 from workflows.types import (
@@ -56,7 +56,7 @@ class RunActivities:
         The connection is closed right after; the run goes on on the runner.
         """
         async with self._db() as session:
-            agent_session_id = await queries.get_agent_session(
+            agent_session_id = await sessions.get_agent_session(
                 session, inp.project_id, inp.session_id, inp.agent
             )
         request = DispatchRequest(

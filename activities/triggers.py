@@ -14,9 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from clients import sessions
 from clients.errors import IdempotencyConflict, RunNotActive, SessionBusy
-from store import queries
-from store.queries_triggers import find_trigger
-from store.trigger_writes import advance_delivery, insert_delivery
+from store import runs, triggers
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id
 from tether.settings import Settings
 from tether.templating import TemplateError, firing_context, render
@@ -58,12 +56,12 @@ class TriggerActivities:
             session_id=firing_session_id(trigger_id, event_id),
         )
         async with self._db() as session:
-            found = await find_trigger(session, trigger_id, include_deleted=True)
-        if found is None or found[2] or found[0].project_id != inp.project_id:
+            found = await triggers.find_trigger(session, trigger_id, include_deleted=True)
+        if found is None or found.deleted or found.record.project_id != inp.project_id:
             plan.rejected = RejectReason.TRIGGER_DELETED
             plan.message = f"trigger {trigger_id} no longer exists"
         else:
-            trigger = found[0]
+            trigger = found.record
             target = trigger.target
             plan.agent, plan.multitask, plan.trigger_name = (
                 target.agent,
@@ -98,7 +96,7 @@ class TriggerActivities:
             updated_at=inp.fired_at,
         )
         async with self._db.begin() as session:
-            await insert_delivery(session, record)
+            await triggers.insert_delivery(session, record)
         return plan
 
     @activity.defn
@@ -106,7 +104,7 @@ class TriggerActivities:
         """Submit the firing's run to its session; ``busy`` if the session rejects it."""
         plan = inp.plan
         async with self._db() as session:
-            existing = await queries.get_run(session, inp.project_id, plan.run_id)
+            existing = await runs.get_run(session, inp.project_id, plan.run_id)
         if existing is not None:  # an earlier attempt made it (its session may be long closed)
             return SubmitFiringResult(
                 status=existing.status, status_reason=existing.status_reason, error=existing.error
@@ -154,13 +152,13 @@ class TriggerActivities:
     @activity.defn
     async def record_delivery(self, change: DeliveryUpdate) -> None:
         async with self._db.begin() as session:
-            await advance_delivery(session, change)
+            await triggers.advance_delivery(session, change)
 
     @activity.defn
     async def run_outcome(self, inp: RunOutcomeInput) -> RunFinished | None:
         """The run's outcome from the store, if it ended (the firing's fallback to a signal)."""
         async with self._db() as session:
-            run = await queries.get_run(session, inp.project_id, inp.run_id)
+            run = await runs.get_run(session, inp.project_id, inp.run_id)
         if run is None or not run.status.is_terminal:
             return None
         return RunFinished(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import ApiError
-from store import queries
+from store import agents
 
 
 async def require_agent(db: AsyncSession, name: str) -> None:
     """422 unless a runner currently offers the agent, so a bad name starts nothing."""
-    agents = await queries.list_agents(db)
-    available = sorted(a.name for a in agents if a.available)
+    catalogue = await agents.list_agents(db)
+    available = sorted(a.name for a in catalogue if a.available)
     if name not in available:
         raise ApiError(
             422,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store import queries
+from store import runs, transcript
 
 KEEPALIVE_S = 15.0
 PAGE = 500
@@ -36,8 +36,8 @@ async def run_event_stream(
         async with db() as session:
             # Status first: the run is recorded as ended only after its last event was
             # persisted, so "ended and nothing new" means the transcript is complete.
-            run = await queries.get_run(session, project_id, run_id)
-            events = await queries.list_events(
+            run = await runs.get_run(session, project_id, run_id)
+            events = await transcript.list_events(
                 session, project_id, run_id, after=cursor, limit=PAGE
             )
         for event in events:

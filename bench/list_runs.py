@@ -1,4 +1,4 @@
-"""Listing runs at scale: ``store.queries.list_runs`` (and ``list_sessions``) on PostgreSQL.
+"""Listing at scale on PostgreSQL: ``store.runs.list_runs`` and ``store.sessions.list_sessions``.
 
 Creates a fresh database on the PostgreSQL server (``--pg-url``, else ``TETHER_TEST_PG_URL``,
 else ``postgresql://postgres@127.0.0.1:5432/postgres``), migrates it, bulk-loads ``--runs``
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.runs_dataset import PROJECT, load
-from store import queries
+from store import runs, sessions
 from store.db import create_engine, migrate, session_factory
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -110,17 +110,17 @@ async def timed(call: Callable[[], Awaitable[Any]], calls: int) -> list[float]:
 def scenarios(factory: Factory, probe: dict[str, Any]) -> dict[str, Callable[[], Awaitable[Any]]]:
     """Name -> one call of the store query under test."""
 
-    def runs(**kwargs: Any) -> Callable[[], Awaitable[Any]]:
+    def runs_page(**kwargs: Any) -> Callable[[], Awaitable[Any]]:
         async def call() -> Any:
             async with factory() as session:
-                return await queries.list_runs(session, PROJECT, limit=50, **kwargs)
+                return await runs.list_runs(session, PROJECT, limit=50, **kwargs)
 
         return call
 
-    def sessions(**kwargs: Any) -> Callable[[], Awaitable[Any]]:
+    def sessions_page(**kwargs: Any) -> Callable[[], Awaitable[Any]]:
         async def call() -> Any:
             async with factory() as session:
-                return await queries.list_sessions(session, PROJECT, limit=50, **kwargs)
+                return await sessions.list_sessions(session, PROJECT, limit=50, **kwargs)
 
         return call
 
@@ -128,41 +128,45 @@ def scenarios(factory: Factory, probe: dict[str, Any]) -> dict[str, Callable[[],
     day = probe["newest"] - timedelta(days=7)
     oldest_day = probe["newest"] - timedelta(days=30)
     named = {
-        "status[completed,failed]+agent, created_at desc, page 1": runs(**filtered),
-        "status[completed,failed]+agent, created_at desc, page 2": runs(
+        "status[completed,failed]+agent, created_at desc, page 1": runs_page(**filtered),
+        "status[completed,failed]+agent, created_at desc, page 2": runs_page(
             **filtered, cursor=probe["filtered_cursor"]
         ),
-        "status[completed,failed]+agent, created_at desc, deep page (~half way)": runs(
+        "status[completed,failed]+agent, created_at desc, deep page (~half way)": runs_page(
             **filtered, cursor=probe["deep_cursor"]
         ),
-        "session_id, created_at desc": runs(session_id=probe["session_id"]),
-        "status[waiting_for_input] (rare), created_at desc": runs(statuses=["waiting_for_input"]),
-        "trigger_id, created_at desc": runs(trigger_id="nightly"),
-        "agent (5%), updated_at desc": runs(agent="triager", order_by="updated_at"),
-        "created range (1 day), updated_at desc": runs(
+        "session_id, created_at desc": runs_page(session_id=probe["session_id"]),
+        "status[waiting_for_input] (rare), created_at desc": runs_page(
+            statuses=["waiting_for_input"]
+        ),
+        "trigger_id, created_at desc": runs_page(trigger_id="nightly"),
+        "agent (5%), updated_at desc": runs_page(agent="triager", order_by="updated_at"),
+        "created range (1 day), updated_at desc": runs_page(
             created_after=day, created_before=day + timedelta(days=1), order_by="updated_at"
         ),
         # The order index is walked from its newest end down to the range: the worst case.
-        "created range (oldest day), updated_at desc": runs(
+        "created range (oldest day), updated_at desc": runs_page(
             created_after=oldest_day,
             created_before=oldest_day + timedelta(days=1),
             order_by="updated_at",
         ),
-        "created range (1 day), created_at desc": runs(
+        "created range (1 day), created_at desc": runs_page(
             created_after=day, created_before=day + timedelta(days=1)
         ),
-        "status[failed,timed_out], ended_at desc": runs(
+        "status[failed,timed_out], ended_at desc": runs_page(
             statuses=["failed", "timed_out"], order_by="ended_at"
         ),
     }
     for order_by in ("created_at", "updated_at", "ended_at", "status"):
         for direction in ("desc", "asc"):
-            named[f"all, {order_by} {direction}"] = runs(order_by=order_by, direction=direction)
-    named["sessions: all, last_activity_at desc"] = sessions()
-    named["sessions: status[waiting_for_input], last_activity_at desc"] = sessions(
+            named[f"all, {order_by} {direction}"] = runs_page(
+                order_by=order_by, direction=direction
+            )
+    named["sessions: all, last_activity_at desc"] = sessions_page()
+    named["sessions: status[waiting_for_input], last_activity_at desc"] = sessions_page(
         statuses=["waiting_for_input"]
     )
-    named["sessions: agent, created_at desc"] = sessions(agent="coder", order_by="created_at")
+    named["sessions: agent, created_at desc"] = sessions_page(agent="coder", order_by="created_at")
     return named
 
 
@@ -170,8 +174,8 @@ async def probe_values(factory: Factory) -> dict[str, Any]:
     """Cursors and IDs the scenarios start from, found through the store itself."""
     filtered: dict[str, Any] = {"statuses": ["completed", "failed"], "agent": "approval-demo"}
     async with factory() as session:
-        first, cursor = await queries.list_runs(session, PROJECT, limit=50, **filtered)
-        _, deep = await queries.list_runs(session, PROJECT, limit=10_000, **filtered)
+        first, cursor = await runs.list_runs(session, PROJECT, limit=50, **filtered)
+        _, deep = await runs.list_runs(session, PROJECT, limit=10_000, **filtered)
     return {
         "newest": first[0].created_at,
         "session_id": first[0].session_id,
@@ -223,7 +227,7 @@ async def grid(factory: Factory, engine: AsyncEngine, probe: dict[str, Any], cal
 
             async def call(arguments: dict[str, Any] = arguments) -> Any:
                 async with factory() as session:
-                    return await queries.list_runs(session, PROJECT, limit=50, **arguments)
+                    return await runs.list_runs(session, PROJECT, limit=50, **arguments)
 
             recorder.statements.clear()
             page, next_cursor = await call()

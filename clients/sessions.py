@@ -31,7 +31,7 @@ from clients.errors import (
     SessionUnavailable,
     TemporalUnavailable,
 )
-from store import queries
+from store import runs
 from tether.ids import session_workflow_id
 from tether.settings import Settings
 from workflows.errors import ErrorType
@@ -145,18 +145,17 @@ async def _stored_duplicate(
     if not spec.idempotency_key:
         return None
     async with db() as session:
-        found = await queries.find_run_by_idempotency_key(
+        found = await runs.find_run_by_idempotency_key(
             session, spec.project_id, spec.session_id, spec.idempotency_key
         )
     if found is None:
         return None
-    state, stored_hash = found
-    if stored_hash is not None and stored_hash != spec.request_hash:
+    if found.request_hash is not None and found.request_hash != spec.request_hash:
         raise IdempotencyConflict(
             f"idempotency key {spec.idempotency_key!r} was used for another request",
-            {"run_id": state.run_id},
+            {"run_id": found.run.run_id},
         )
-    return SubmitResult(state=state, duplicate=True)
+    return SubmitResult(state=found.run, duplicate=True)
 
 
 def _rejection(err: WorkflowUpdateFailedError) -> Exception | None:

@@ -1,6 +1,8 @@
-"""``list_runs``: the project's runs filtered, ordered and paged by an opaque keyset cursor.
+"""The keyset listing behind ``store.runs.list_runs``, imported by that module only.
 
-Pagination guarantees (keyset on ``(order key, run_id)``, see ``store.keyset``):
+``store.runs`` builds the filters and maps rows to ``RunState``; this module orders and pages
+them: the orders and their index-friendly segments, the opaque cursor, and the range-first
+planner. Pagination guarantees (keyset on ``(order key, run_id)``, see ``store.keyset``):
 
 - Runs inserted while paging never make a page skip or repeat a run. A new run shows up in a
   later page if it sorts after the cursor (``created_at`` asc: new runs come at the end), and
@@ -22,21 +24,24 @@ a created range combined with an ``updated_at``/``ended_at`` order is planned by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import ColumnElement, Select, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.keyset import Direction, ValueKind, after, decode_position, encode_position
 from store.models import Interaction, Run
-from store.queries_runs import run_state_from_row, runs_with_pending
-from workflows.types import RunState, RunStatus
 
 RunOrder = Literal["created_at", "updated_at", "ended_at", "status"]
+
+# ``(project_id, runs)`` -> the ``(Run, Interaction | None)`` rows of the project's runs, where
+# ``runs`` is ``Run`` or an ``aliased(Run, subquery)`` that already narrowed them down.
+WithPending = Callable[[str, Any], Select[Run, Interaction]]
+RunRow = tuple[Run, Interaction | None]
 
 _LISTING = "runs"
 
@@ -93,26 +98,10 @@ def _order(order_by: str, direction: str) -> _Order:
     return _ORDERS[order_by]
 
 
-def run_cursor(
-    run: RunState, order_by: RunOrder = "created_at", direction: Direction = "desc"
-) -> str:
-    """The cursor that resumes ``list_runs`` right after ``run`` in this order."""
-    order = _order(order_by, direction)
-    values = [getattr(run, key) for key in order.keys]
-    # ``status`` is a StrEnum: its plain value keeps the cursor backend-neutral.
-    plain = [value.value if isinstance(value, RunStatus) else value for value in values]
-    return encode_position(_LISTING, order_by, direction, [*plain, run.run_id])
-
-
-def decode_run_cursor(
-    cursor: str, order_by: RunOrder = "created_at", direction: Direction = "desc"
-) -> list[Any]:
-    """The position (order key values, ``run_id`` last) of a ``list_runs`` cursor.
-
-    Raises ``InvalidCursor`` if it is malformed or was made for another order or direction.
-    """
-    order = _order(order_by, direction)
-    return decode_position(cursor, _LISTING, order_by, direction, order.kinds)
+def _cursor(run: Run, order_by: str, direction: Direction) -> str:
+    """The cursor that resumes the listing right after ``run`` in this order."""
+    values = [getattr(run, key) for key in _ORDERS[order_by].keys]
+    return encode_position(_LISTING, order_by, direction, [*values, run.run_id])
 
 
 # How many runs the range-first probe counts at most (two index-only counts).
@@ -159,50 +148,35 @@ async def _range_first(
     return bool(size <= passed)
 
 
-async def list_runs(
+async def page(
     session: AsyncSession,
     project_id: str,
+    with_pending: WithPending,
+    filters: Sequence[ColumnElement[bool]],
     *,
-    session_id: str | None = None,
-    statuses: Sequence[str] | None = None,
-    agent: str | None = None,
-    trigger_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    order_by: RunOrder = "created_at",
-    direction: Direction = "desc",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[RunState], str | None]:
-    """A page of the project's runs and the cursor of the next one (``None`` on the last).
+    created_after: datetime | None,
+    created_before: datetime | None,
+    order_by: RunOrder,
+    direction: Direction,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[RunRow], str | None]:
+    """A page of the project's runs matching ``filters`` and the cursor of the next one.
 
-    Filters combine with AND; ``statuses`` matches any of them; the created range is
-    half-open, ``created_after <= created_at < created_before``, so adjacent ranges tile.
-    Ordered by ``order_by`` then ``run_id``, both in ``direction``; the guarantees while runs
-    change are in this module's docstring. ``ValueError`` on an unknown order or a limit
-    below 1, ``InvalidCursor`` on a cursor that is malformed or made for another order.
+    ``filters`` are conditions on ``Run``, the created range among them; the range is given
+    again to plan the query. Ordered by ``order_by`` then ``run_id``, both in ``direction``.
+    ``ValueError`` on an unknown order or a limit below 1, ``InvalidCursor`` on a cursor that
+    is malformed or made for another order.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
     order = _order(order_by, direction)
-    position = None if cursor is None else decode_run_cursor(cursor, order_by, direction)
-
-    filters: list[ColumnElement[bool]] = []
-    if session_id is not None:
-        filters.append(Run.session_id == session_id)
-    if statuses:
-        filters.append(Run.status.in_([str(status) for status in statuses]))
-    if agent is not None:
-        filters.append(Run.agent == agent)
-    if trigger_id is not None:
-        filters.append(Run.trigger_id == trigger_id)
-    if created_after is not None:
-        filters.append(Run.created_at >= created_after)
-    if created_before is not None:
-        filters.append(Run.created_at < created_before)
+    position = None
+    if cursor is not None:
+        position = decode_position(cursor, _LISTING, order_by, direction, order.kinds)
 
     runs: Any = Run
-    stmt = runs_with_pending(project_id).where(*filters)
+    stmt = with_pending(project_id, runs).where(*filters)
     ranged = created_after is not None or created_before is not None
     if (
         ranged
@@ -213,22 +187,21 @@ async def list_runs(
         # range is read by the created_at index, then sorted (both backends honour it).
         narrowed = select(Run).where(Run.project_id == project_id, *filters).offset(0)
         runs = aliased(Run, narrowed.subquery())
-        stmt = runs_with_pending(project_id, runs)
+        stmt = with_pending(project_id, runs)
 
-    rows: list[tuple[Run, Interaction | None]] = []
+    rows: list[RunRow] = []
     for segment in order.segments(direction, runs):
-        page = stmt if segment.where is None else stmt.where(segment.where)
+        query = stmt if segment.where is None else stmt.where(segment.where)
         if position is not None:
             if not segment.holds(position):
                 continue  # the cursor is further on
-            page = page.where(after(segment.columns, segment.keyset(position), direction))
+            query = query.where(after(segment.columns, segment.keyset(position), direction))
             position = None  # later segments start from their beginning
         sort = [c.asc() if direction == "asc" else c.desc() for c in segment.columns]
         # One row more than asked tells whether there is a next page.
-        page = page.order_by(*sort).limit(limit + 1 - len(rows))
-        rows += [(run, interaction) for run, interaction in (await session.execute(page)).all()]
+        query = query.order_by(*sort).limit(limit + 1 - len(rows))
+        rows += [(run, interaction) for run, interaction in (await session.execute(query)).all()]
         if len(rows) > limit:
             break
-    found = [run_state_from_row(run, interaction) for run, interaction in rows[:limit]]
-    next_cursor = run_cursor(found[-1], order_by, direction) if len(rows) > limit else None
-    return found, next_cursor
+    next_cursor = _cursor(rows[limit - 1][0], order_by, direction) if len(rows) > limit else None
+    return rows[:limit], next_cursor

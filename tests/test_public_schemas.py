@@ -15,7 +15,8 @@ from api.schemas.runs import ActiveRunPublic, EventPublic, RunPublic, Transition
 from api.schemas.sessions import SessionPublic
 from api.schemas.triggers import DeliveryPublic, TriggerCreated, TriggerPublic
 from runner.protocol import RunEvent
-from store.queries import CatalogAgent, SessionSummary
+from store.agents import CatalogAgent
+from store.sessions import SessionSummary
 from workflows.trigger_types import DeliveryRecord, TriggerRecord
 from workflows.types import (
     InteractionRecord,

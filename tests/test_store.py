@@ -13,9 +13,10 @@ from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
-from store import queries, writes
+from store import agents, interactions, runs, sessions, transcript
 from store.db import create_engine, migrate, normalize_url
-from store.models import Base, RunStatusHistory, SessionRow, TranscriptEvent
+from store.keyset import InvalidCursor
+from store.models import Base, Interaction, Run, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
     InteractionRecord,
     PendingInteraction,
@@ -147,8 +148,8 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
 
 
 async def test_upsert_run_insert_update_and_stale_write_ignored(db: Db) -> None:
-    await write(db, writes.upsert_run, make_run("run_1", input={"prompt": "hi"}, version=1))
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, make_run("run_1", input={"prompt": "hi"}, version=1))
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run.status == RunStatus.QUEUED
     assert run.input == {"prompt": "hi"}
     assert run.result is None and run.error is None
@@ -167,26 +168,37 @@ async def test_upsert_run_insert_update_and_stale_write_ignored(db: Db) -> None:
         metadata={"k": "v"},
         last_seq=7,
     )
-    await write(db, writes.upsert_run, done)
+    await write(db, runs.upsert_run, done)
     # A retried activity with an older projection must not move the run back.
-    await write(db, writes.upsert_run, make_run("run_1", status=RunStatus.RUNNING, version=2))
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, make_run("run_1", status=RunStatus.RUNNING, version=2))
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run == done
     assert run.duration_ms == 2000
 
-    await write(db, writes.upsert_run, done)  # the same write again changes nothing
-    assert await read(db, queries.get_run, "default", "run_1") == done
+    await write(db, runs.upsert_run, done)  # the same write again changes nothing
+    assert await read(db, runs.get_run, "default", "run_1") == done
+
+
+def test_records_map_to_their_columns_by_name() -> None:
+    # Rows are derived from the records by column name (``store.models.RecordColumns``): a
+    # field without a column of its name would silently not be stored. Mapped by hand in
+    # ``store.runs``: the pending interaction (its ID), the agent session (on the session
+    # row) and the request fingerprint.
+    fields, columns = set(RunState.model_fields), set(Run.__table__.c.keys())
+    assert fields - columns == {"pending_interaction", "agent_session_id"}
+    assert columns - fields == {"pending_interaction_id", "request_hash"}
+    assert set(InteractionRecord.model_fields) == set(Interaction.__table__.c.keys())
 
 
 async def test_status_history_written_once(db: Db) -> None:
     running = make_run("run_1", status=RunStatus.RUNNING, version=2)
     t1 = StatusTransition(seq=1, status=RunStatus.QUEUED, at=T0)
     t2 = StatusTransition(seq=2, status=RunStatus.RUNNING, reason="dispatched", at=T0)
-    await write(db, writes.upsert_run, make_run("run_1", version=1), t1)
-    await write(db, writes.upsert_run, running, t2)
-    await write(db, writes.upsert_run, running, t2)
-    await write(db, writes.upsert_run, running, t2.model_copy(update={"reason": "retry"}))
-    assert await read(db, queries.run_history, "default", "run_1") == [t1, t2]
+    await write(db, runs.upsert_run, make_run("run_1", version=1), t1)
+    await write(db, runs.upsert_run, running, t2)
+    await write(db, runs.upsert_run, running, t2)
+    await write(db, runs.upsert_run, running, t2.model_copy(update={"reason": "retry"}))
+    assert await read(db, runs.run_history, "default", "run_1") == [t1, t2]
     async with db[1]() as session:
         assert await session.scalar(select(func.count()).select_from(RunStatusHistory)) == 2
 
@@ -197,27 +209,27 @@ def event(seq: int, type_: EventType = EventType.MESSAGE) -> RunEvent:
 
 async def test_insert_events_is_idempotent(db: Db) -> None:
     first = [event(i) for i in (1, 2, 3)]
-    assert await write(db, writes.insert_events, "default", "run_1", first) == 3
-    assert await write(db, writes.insert_events, "default", "run_1", []) == 0
+    assert await write(db, transcript.insert_events, "default", "run_1", first) == 3
+    assert await write(db, transcript.insert_events, "default", "run_1", []) == 0
     # A retried batch overlapping what is stored adds only the new events.
     overlap = [event(i) for i in range(2, 7)]
-    assert await write(db, writes.insert_events, "default", "run_1", overlap) == 3
-    assert await write(db, writes.insert_events, "default", "run_1", overlap) == 0
+    assert await write(db, transcript.insert_events, "default", "run_1", overlap) == 3
+    assert await write(db, transcript.insert_events, "default", "run_1", overlap) == 0
 
-    events = await read(db, queries.list_events, "default", "run_1")
+    events = await read(db, transcript.list_events, "default", "run_1")
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     assert events[0] == event(1)
-    page = await read(db, queries.list_events, "default", "run_1", after=2, limit=3)
+    page = await read(db, transcript.list_events, "default", "run_1", after=2, limit=3)
     assert [e.seq for e in page] == [3, 4, 5]
-    assert await read(db, queries.list_events, "other", "run_1") == []
+    assert await read(db, transcript.list_events, "other", "run_1") == []
     async with db[1]() as session:
         assert await session.scalar(select(func.count()).select_from(TranscriptEvent)) == 6
 
 
 async def test_interaction_upsert_never_moves_back_to_pending(db: Db) -> None:
     pending = make_interaction("int_1", expires_at=T0 + timedelta(hours=1))
-    await write(db, writes.upsert_interaction, pending)
-    assert await read(db, queries.get_interaction, "default", "int_1") == pending
+    await write(db, interactions.upsert_interaction, pending)
+    assert await read(db, interactions.get_interaction, "default", "int_1") == pending
 
     resolved = pending.model_copy(
         update={
@@ -227,14 +239,14 @@ async def test_interaction_upsert_never_moves_back_to_pending(db: Db) -> None:
             "resolved_at": T0 + timedelta(minutes=1),
         }
     )
-    await write(db, writes.upsert_interaction, resolved)
-    await write(db, writes.upsert_interaction, pending)  # a late retry of "record pending"
-    assert await read(db, queries.get_interaction, "default", "int_1") == resolved
+    await write(db, interactions.upsert_interaction, resolved)
+    await write(db, interactions.upsert_interaction, pending)  # a late retry of "record pending"
+    assert await read(db, interactions.get_interaction, "default", "int_1") == resolved
 
     # A settled interaction can still be rewritten settled, e.g. to record a losing answer.
     later = resolved.model_copy(update={"ignored_responses": [{"option_id": "deny"}]})
-    await write(db, writes.upsert_interaction, later)
-    assert await read(db, queries.get_interaction, "default", "int_1") == later
+    await write(db, interactions.upsert_interaction, later)
+    assert await read(db, interactions.get_interaction, "default", "int_1") == later
 
 
 async def test_list_interactions_filters_newest_first(db: Db) -> None:
@@ -245,26 +257,26 @@ async def test_list_interactions_filters_newest_first(db: Db) -> None:
             run_id=f"run_{i % 2}",
             requested_at=T0 + timedelta(minutes=i),
         )
-        await write(db, writes.upsert_interaction, rec)
-    await write(db, writes.upsert_interaction, make_interaction("int_x", project_id="other"))
+        await write(db, interactions.upsert_interaction, rec)
+    await write(db, interactions.upsert_interaction, make_interaction("int_x", project_id="other"))
 
     def ids(records: list[InteractionRecord]) -> list[str]:
         return [r.interaction_id for r in records]
 
-    assert ids(await read(db, queries.list_interactions, "default")) == [
+    assert ids(await read(db, interactions.list_interactions, "default")) == [
         "int_3",
         "int_2",
         "int_1",
         "int_0",
     ]
-    pending = await read(db, queries.list_interactions, "default", status="pending")
+    pending = await read(db, interactions.list_interactions, "default", status="pending")
     assert ids(pending) == ["int_2", "int_0"]
-    assert ids(await read(db, queries.list_interactions, "default", run_id="run_1")) == [
+    assert ids(await read(db, interactions.list_interactions, "default", run_id="run_1")) == [
         "int_3",
         "int_1",
     ]
-    assert ids(await read(db, queries.list_interactions, "default", limit=1)) == ["int_3"]
-    assert await read(db, queries.get_interaction, "default", "int_x") is None
+    assert ids(await read(db, interactions.list_interactions, "default", limit=1)) == ["int_3"]
+    assert await read(db, interactions.get_interaction, "default", "int_x") is None
 
 
 async def test_get_run_shows_the_pending_interaction(db: Db) -> None:
@@ -281,13 +293,13 @@ async def test_get_run_shows_the_pending_interaction(db: Db) -> None:
         "run_1", status=RunStatus.WAITING_FOR_INPUT, pending_interaction=pending, paused_at=T0
     )
     # upsert_run alone records the interaction, so the run never points at a missing row.
-    await write(db, writes.upsert_run, waiting)
-    run = await read(db, queries.get_run, "default", "run_1")
+    await write(db, runs.upsert_run, waiting)
+    run = await read(db, runs.get_run, "default", "run_1")
     assert run.pending_interaction == pending
-    interaction = await read(db, queries.get_interaction, "default", "int_1")
+    interaction = await read(db, interactions.get_interaction, "default", "int_1")
     assert interaction.status == "pending" and interaction.run_id == "run_1"
-    runs, _ = await read(db, queries.list_runs, "default")
-    assert runs[0].pending_interaction == pending
+    listed, _ = await read(db, runs.list_runs, "default")
+    assert listed[0].pending_interaction == pending
 
 
 # Reads.
@@ -304,16 +316,16 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
             created_at=T0 + timedelta(seconds=i // 2),
             agent="echo" if i % 5 else "approval",
         )
-        await write(db, writes.upsert_run, state)
+        await write(db, runs.upsert_run, state)
         expected.append(state.run_id)
-    await write(db, writes.upsert_run, make_run("run_other", project_id="other"))
+    await write(db, runs.upsert_run, make_run("run_other", project_id="other"))
     expected.reverse()
 
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        page, cursor = await read(db, queries.list_runs, "default", limit=10, cursor=cursor)
+        page, cursor = await read(db, runs.list_runs, "default", limit=10, cursor=cursor)
         seen += [run.run_id for run in page]
         pages += 1
         if cursor is None:
@@ -321,11 +333,11 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
     assert seen == expected
     assert pages == 3
 
-    s1, _ = await read(db, queries.list_runs, "default", session_id="s1")
+    s1, _ = await read(db, runs.list_runs, "default", session_id="s1")
     assert [r.run_id for r in s1] == [r for r in expected if int(r[4:]) % 2]
-    running, _ = await read(db, queries.list_runs, "default", statuses=["running", "queued"])
+    running, _ = await read(db, runs.list_runs, "default", statuses=["running", "queued"])
     assert [r.run_id for r in running] == [r for r in expected if int(r[4:]) % 3 == 0]
-    approval, _ = await read(db, queries.list_runs, "default", agent="approval")
+    approval, _ = await read(db, runs.list_runs, "default", agent="approval")
     assert [r.run_id for r in approval] == [r for r in expected if int(r[4:]) % 5 == 0]
 
     # Filters and cursor combine: page through one session's completed runs.
@@ -333,7 +345,7 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
     while True:
         page, cursor = await read(
             db,
-            queries.list_runs,
+            runs.list_runs,
             "default",
             session_id="s2",
             statuses=[RunStatus.COMPLETED],
@@ -348,28 +360,28 @@ async def test_list_runs_filters_and_pages_without_gaps(db: Db) -> None:
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "e30", "eyJjIjoxLCJyIjoyfQ", "%%%"])
 async def test_invalid_cursor_raises(db: Db, cursor: str) -> None:
-    with pytest.raises(queries.InvalidCursor):
-        await read(db, queries.list_runs, "default", cursor=cursor)
+    with pytest.raises(InvalidCursor):
+        await read(db, runs.list_runs, "default", cursor=cursor)
 
 
 async def test_project_scoping(db: Db) -> None:
-    await write(db, writes.upsert_run, make_run("run_1", project_id="acme"))
+    await write(db, runs.upsert_run, make_run("run_1", project_id="acme"))
     t1 = StatusTransition(seq=1, status=RunStatus.QUEUED, at=T0)
-    await write(db, writes.upsert_run, make_run("run_1", project_id="acme"), t1)
-    await write(db, writes.insert_events, "acme", "run_1", [event(1)])
-    assert await read(db, queries.get_run, "acme", "run_1") is not None
-    assert await read(db, queries.get_run, "default", "run_1") is None
-    assert await read(db, queries.list_runs, "default") == ([], None)
-    assert await read(db, queries.run_history, "default", "run_1") == []
-    assert await read(db, queries.list_events, "default", "run_1") == []
-    assert await read(db, queries.get_session, "default", "s1") is None
-    assert await read(db, queries.get_session, "acme", "s1") is not None
+    await write(db, runs.upsert_run, make_run("run_1", project_id="acme"), t1)
+    await write(db, transcript.insert_events, "acme", "run_1", [event(1)])
+    assert await read(db, runs.get_run, "acme", "run_1") is not None
+    assert await read(db, runs.get_run, "default", "run_1") is None
+    assert await read(db, runs.list_runs, "default") == ([], None)
+    assert await read(db, runs.run_history, "default", "run_1") == []
+    assert await read(db, transcript.list_events, "default", "run_1") == []
+    assert await read(db, sessions.get_session, "default", "s1") is None
+    assert await read(db, sessions.get_session, "acme", "s1") is not None
 
     # Session IDs are global, like their workflow IDs: another project's run reusing one must
     # not rewrite this project's session.
     intruder = make_run("run_2", project_id="default", created_at=T0 + timedelta(hours=1))
-    await write(db, writes.upsert_run, intruder)
-    acme = await read(db, queries.get_session, "acme", "s1")
+    await write(db, runs.upsert_run, intruder)
+    acme = await read(db, sessions.get_session, "acme", "s1")
     assert (acme.last_run_id, acme.run_count, acme.last_activity_at) == ("run_1", 1, T0)
 
 
@@ -377,16 +389,16 @@ async def test_get_session_status(db: Db) -> None:
     def at(seconds: int) -> datetime:
         return T0 + timedelta(seconds=seconds)
 
-    assert await read(db, queries.get_session, "default", "s1") is None
+    assert await read(db, sessions.get_session, "default", "s1") is None
     first = make_run("run_a", status=RunStatus.RUNNING, created_at=at(0), last_seq=4, version=2)
-    await write(db, writes.upsert_run, first)
-    summary = await read(db, queries.get_session, "default", "s1")
+    await write(db, runs.upsert_run, first)
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.cursor) == ("active", "run_a", 4)
     assert summary.last_run_id == "run_a" and summary.run_count == 1
 
     # A run enqueued behind the running one: the running run stays the active one.
-    await write(db, writes.upsert_run, make_run("run_b", created_at=at(5), updated_at=at(5)))
-    summary = await read(db, queries.get_session, "default", "s1")
+    await write(db, runs.upsert_run, make_run("run_b", created_at=at(5), updated_at=at(5)))
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id, summary.last_run_id) == (
         "active",
         "run_a",
@@ -396,8 +408,8 @@ async def test_get_session_status(db: Db) -> None:
     waiting = first.model_copy(
         update={"status": RunStatus.WAITING_FOR_INPUT, "version": 3, "updated_at": at(6)}
     )
-    await write(db, writes.upsert_run, waiting)
-    summary = await read(db, queries.get_session, "default", "s1")
+    await write(db, runs.upsert_run, waiting)
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert (summary.status, summary.active_run_id) == ("waiting_for_input", "run_a")
     # The older run's write did not take "last run" back from the newer one.
     assert summary.last_run_id == "run_b"
@@ -412,10 +424,10 @@ async def test_get_session_status(db: Db) -> None:
             last_seq=seq,
             version=9,
         )
-        await write(db, writes.upsert_run, ended)
+        await write(db, runs.upsert_run, ended)
     # A stale write with an older time does not move the session's activity back.
-    await write(db, writes.upsert_run, make_run("run_a", created_at=at(0), updated_at=at(1)))
-    summary = await read(db, queries.get_session, "default", "s1")
+    await write(db, runs.upsert_run, make_run("run_a", created_at=at(0), updated_at=at(1)))
+    summary = await read(db, sessions.get_session, "default", "s1")
     assert summary.status == "idle"
     assert (summary.active_run_id, summary.last_run_id, summary.cursor) == (None, "run_b", 2)
     assert summary.run_count == 2
@@ -428,15 +440,17 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
     paris = timezone(timedelta(hours=1))
     created = datetime(2025, 3, 1, 13, 0, 0, 500, tzinfo=paris)
     transition = StatusTransition(seq=1, status=RunStatus.QUEUED, at=created)
-    await write(db, writes.upsert_run, make_run("run_1", created_at=created), transition)
-    await write(db, writes.insert_events, "default", "run_1", [event(1)])
-    await write(db, writes.upsert_interaction, make_interaction("int_1", requested_at=created))
+    await write(db, runs.upsert_run, make_run("run_1", created_at=created), transition)
+    await write(db, transcript.insert_events, "default", "run_1", [event(1)])
+    await write(
+        db, interactions.upsert_interaction, make_interaction("int_1", requested_at=created)
+    )
 
-    run = await read(db, queries.get_run, "default", "run_1")
-    history = await read(db, queries.run_history, "default", "run_1")
-    events = await read(db, queries.list_events, "default", "run_1")
-    interaction = await read(db, queries.get_interaction, "default", "int_1")
-    summary = await read(db, queries.get_session, "default", "s1")
+    run = await read(db, runs.get_run, "default", "run_1")
+    history = await read(db, runs.run_history, "default", "run_1")
+    events = await read(db, transcript.list_events, "default", "run_1")
+    interaction = await read(db, interactions.get_interaction, "default", "int_1")
+    summary = await read(db, sessions.get_session, "default", "s1")
     stamps = [
         run.created_at,
         run.updated_at,
@@ -458,18 +472,18 @@ async def test_datetimes_come_back_utc_aware(db: Db) -> None:
 async def test_agent_catalogue_replace(db: Db) -> None:
     echo = AgentInfo(name="echo", kind="python", description="Echoes")
     approval = AgentInfo(name="approval-demo", kind="python")
-    await write(db, writes.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
-    await write(db, writes.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
-    agents = await read(db, queries.list_agents)
-    assert [(a.name, a.available) for a in agents] == [("approval-demo", True), ("echo", True)]
+    await write(db, agents.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
+    await write(db, agents.replace_agents, AgentList(replica_id="r1", agents=[echo, approval]))
+    catalogue = await read(db, agents.list_agents)
+    assert [(a.name, a.available) for a in catalogue] == [("approval-demo", True), ("echo", True)]
 
     # A runner that stops offering an agent: it stays listed, unavailable.
-    await write(db, writes.replace_agents, AgentList(replica_id="r2", agents=[echo]))
-    agents = await read(db, queries.list_agents)
-    assert [(a.name, a.available, a.replica_id) for a in agents] == [
+    await write(db, agents.replace_agents, AgentList(replica_id="r2", agents=[echo]))
+    catalogue = await read(db, agents.list_agents)
+    assert [(a.name, a.available, a.replica_id) for a in catalogue] == [
         ("approval-demo", False, "r1"),
         ("echo", True, "r2"),
     ]
-    assert agents[1].description == "Echoes" and agents[1].updated_at.tzinfo is UTC
-    available = await read(db, queries.list_agents, available_only=True)
+    assert catalogue[1].description == "Echoes" and catalogue[1].updated_at.tzinfo is UTC
+    available = await read(db, agents.list_agents, available_only=True)
     assert [a.name for a in available] == ["echo"]

@@ -21,8 +21,9 @@ from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store import queries, run_listing, writes
+from store import run_listing, runs, sessions
 from store.db import alembic_config, create_engine
+from store.keyset import InvalidCursor
 from tests.fixtures_db import DatabaseKind, migrated_database
 from tests.test_store import T0, Db, make_run, read
 from workflows.types import TERMINAL_STATUSES, RunState, RunStatus
@@ -36,7 +37,7 @@ def at(seconds: float) -> datetime:
 
 async def put(db: Db, state: RunState, **kwargs: Any) -> None:
     async with db[1].begin() as session:
-        await writes.upsert_run(session, state, **kwargs)
+        await runs.upsert_run(session, state, **kwargs)
 
 
 async def page_all(db: Db, fn: Any, limit: int, **kwargs: Any) -> list[str]:
@@ -63,19 +64,21 @@ async def test_find_run_by_idempotency_key(db: Db) -> None:
     await put(db, make_run("run_3", idempotency_key="k1", session_id="s2"), request_hash="h3")
     await put(db, make_run("run_4", idempotency_key="k1", project_id="other"), request_hash="x")
 
-    found = await read(db, queries.find_run_by_idempotency_key, "default", "s1", "k1")
+    found = await read(db, runs.find_run_by_idempotency_key, "default", "s1", "k1")
     assert found is not None
-    run, request_hash = found
-    assert (run.run_id, run.idempotency_key, request_hash) == ("run_1", "k1", "h1")
-    assert await read(db, queries.find_run_by_idempotency_key, "default", "s1", "k2") == (
-        await read(db, queries.get_run, "default", "run_2"),
-        None,
+    assert (found.run.run_id, found.run.idempotency_key, found.request_hash) == (
+        "run_1",
+        "k1",
+        "h1",
+    )
+    assert await read(db, runs.find_run_by_idempotency_key, "default", "s1", "k2") == runs.KeyedRun(
+        run=await read(db, runs.get_run, "default", "run_2"), request_hash=None
     )
     # Keys are per session and per project.
-    other_session = await read(db, queries.find_run_by_idempotency_key, "default", "s2", "k1")
-    assert other_session[0].run_id == "run_3"
-    assert await read(db, queries.find_run_by_idempotency_key, "default", "s1", "k9") is None
-    assert await read(db, queries.find_run_by_idempotency_key, "nobody", "s1", "k1") is None
+    other_session = await read(db, runs.find_run_by_idempotency_key, "default", "s2", "k1")
+    assert other_session.run.run_id == "run_3"
+    assert await read(db, runs.find_run_by_idempotency_key, "default", "s1", "k9") is None
+    assert await read(db, runs.find_run_by_idempotency_key, "nobody", "s1", "k1") is None
 
 
 async def test_request_hash_is_set_once(db: Db) -> None:
@@ -84,19 +87,19 @@ async def test_request_hash_is_set_once(db: Db) -> None:
     # Later projections without it, or with another one, keep the fingerprint of the request.
     await put(db, make_run("run_1", idempotency_key="k", status=S.RUNNING, version=3))
     await put(db, make_run("run_1", idempotency_key="k", version=4), request_hash="h2")
-    run, request_hash = await read(db, queries.find_run_by_idempotency_key, "default", "s1", "k")
-    assert (run.version, request_hash) == (4, "h1")
+    found = await read(db, runs.find_run_by_idempotency_key, "default", "s1", "k")
+    assert (found.run.version, found.request_hash) == (4, "h1")
 
 
 # Session columns.
 
 
 async def test_session_status_active_run_and_queue(db: Db) -> None:
-    async def summary() -> queries.SessionSummary:
-        return await read(db, queries.get_session, "default", "s1")
+    async def summary() -> sessions.SessionSummary:
+        return await read(db, sessions.get_session, "default", "s1")
 
     async def active() -> str | None:
-        run = await read(db, queries.get_active_run, "default", "s1")
+        run = await read(db, runs.get_active_run, "default", "s1")
         return None if run is None else run.run_id
 
     # Two runs enqueued behind a running one: the running one stays active, the others wait
@@ -129,26 +132,26 @@ async def test_session_status_active_run_and_queue(db: Db) -> None:
     assert (s.status, s.active_run_id, s.queued_run_ids) == ("idle", None, [])
     assert (s.run_count, s.last_run_id, s.cursor) == (3, "run_c", 0)
     assert await active() is None
-    assert await read(db, queries.get_active_run, "default", "nope") is None
-    assert await read(db, queries.get_active_run, "other", "s1") is None
+    assert await read(db, runs.get_active_run, "default", "nope") is None
+    assert await read(db, runs.get_active_run, "other", "s1") is None
 
 
 async def test_interrupt_hands_the_session_to_the_new_run(db: Db) -> None:
     await put(db, make_run("run_a", status=S.RUNNING, version=2))
     await put(db, make_run("run_b", created_at=at(1)))  # interrupt: queued until a is cancelled
-    assert (await read(db, queries.get_session, "default", "s1")).active_run_id == "run_a"
+    assert (await read(db, sessions.get_session, "default", "s1")).active_run_id == "run_a"
     cancelled = make_run("run_a", status=S.CANCELLED, status_reason="interrupted", version=3)
     await put(db, cancelled)
     await put(db, make_run("run_b", status=S.DISPATCHING, created_at=at(1), version=2))
-    s = await read(db, queries.get_session, "default", "s1")
+    s = await read(db, sessions.get_session, "default", "s1")
     assert (s.status, s.active_run_id, s.queued_run_ids) == ("active", "run_b", [])
 
 
 async def test_concurrent_writers_of_one_session_keep_its_counts(db: Db) -> None:
     # Each write derives the session from its runs; a lost update would drop some runs.
-    runs = [make_run(f"run_{i:02d}", created_at=at(i)) for i in range(12)]
-    await asyncio.gather(*(put(db, run) for run in runs))
-    s = await read(db, queries.get_session, "default", "s1")
+    made = [make_run(f"run_{i:02d}", created_at=at(i)) for i in range(12)]
+    await asyncio.gather(*(put(db, run) for run in made))
+    s = await read(db, sessions.get_session, "default", "s1")
     assert (s.run_count, s.last_run_id, s.active_run_id) == (12, "run_11", "run_00")
     assert s.queued_run_ids == [f"run_{i:02d}" for i in range(1, 12)]
 
@@ -244,7 +247,7 @@ def sort_key(order_by: str) -> Callable[[RunState], tuple[Any, ...]]:
     return lambda r: (getattr(r, order_by), r.run_id)
 
 
-def expected(runs: list[RunState], order_by: str, direction: str, **filters: Any) -> list[str]:
+def expected(made: list[RunState], order_by: str, direction: str, **filters: Any) -> list[str]:
     def keep(run: RunState) -> bool:
         return (
             run.project_id == "default"
@@ -256,7 +259,7 @@ def expected(runs: list[RunState], order_by: str, direction: str, **filters: Any
             and run.created_at < filters.get("created_before", run.created_at + timedelta(1))
         )
 
-    ordered = sorted(filter(keep, runs), key=sort_key(order_by))
+    ordered = sorted(filter(keep, made), key=sort_key(order_by))
     if direction == "desc":
         ordered.reverse()
     return [run.run_id for run in ordered]
@@ -279,16 +282,16 @@ FILTERS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("order_by", ORDERS)
 async def test_list_runs_every_filter_and_order_pages_exactly(db: Db, order_by: str) -> None:
-    runs = [sample_run(i) for i in range(40)]
-    runs += [sample_run(i, project_id="other") for i in range(3)]
-    for run in runs:
+    made = [sample_run(i) for i in range(40)]
+    made += [sample_run(i, project_id="other") for i in range(3)]
+    for run in made:
         await put(db, run)
-    assert any(run.ended_at is None for run in runs)
+    assert any(run.ended_at is None for run in made)
 
     for direction, filters, limit in itertools.product(["asc", "desc"], FILTERS, [4, 50]):
-        want = expected(runs, order_by, direction, **filters)
+        want = expected(made, order_by, direction, **filters)
         got = await page_all(
-            db, queries.list_runs, limit, order_by=order_by, direction=direction, **filters
+            db, runs.list_runs, limit, order_by=order_by, direction=direction, **filters
         )
         assert got == want, (direction, filters, limit)
 
@@ -303,17 +306,17 @@ async def test_list_runs_created_range_either_way_round(
         return range_first
 
     monkeypatch.setattr(run_listing, "_range_first", forced)
-    runs = [sample_run(i) for i in range(30)]
-    for run in runs:
+    made = [sample_run(i) for i in range(30)]
+    for run in made:
         await put(db, run)
     ranges = [f for f in FILTERS if "created_after" in f or "created_before" in f]
     ranges.append({"created_after": at(2), "agent": "echo", "statuses": ["completed"]})
     for order_by, direction, filters in itertools.product(
         ["updated_at", "ended_at"], ["asc", "desc"], ranges
     ):
-        want = expected(runs, order_by, direction, **filters)
+        want = expected(made, order_by, direction, **filters)
         got = await page_all(
-            db, queries.list_runs, 3, order_by=order_by, direction=direction, **filters
+            db, runs.list_runs, 3, order_by=order_by, direction=direction, **filters
         )
         assert got == want, (order_by, direction, filters)
 
@@ -353,7 +356,7 @@ async def test_list_runs_pages_stay_stable_while_runs_arrive(
     while True:
         page, cursor = await read(
             db,
-            queries.list_runs,
+            runs.list_runs,
             "default",
             order_by=order_by,
             direction=direction,
@@ -384,19 +387,19 @@ async def test_list_runs_pages_stay_stable_while_runs_arrive(
 
 
 async def test_list_runs_by_created_at_is_exact_while_runs_change(db: Db) -> None:
-    runs = [sample_run(i) for i in range(20)]
-    for run in runs:
+    made = [sample_run(i) for i in range(20)]
+    for run in made:
         await put(db, run)
     seen: list[str] = []
     cursor = None
     bump = 0
     while True:
-        page, cursor = await read(db, queries.list_runs, "default", limit=4, cursor=cursor)
+        page, cursor = await read(db, runs.list_runs, "default", limit=4, cursor=cursor)
         seen += [run.run_id for run in page]
         if cursor is None:
             break
         # Runs progress between fetches (updated_at, status, ended_at move); created_at never.
-        for run in runs[bump : bump + 5]:
+        for run in made[bump : bump + 5]:
             moved = run.model_copy(
                 update={
                     "status": S.COMPLETED,
@@ -407,17 +410,15 @@ async def test_list_runs_by_created_at_is_exact_while_runs_change(db: Db) -> Non
             )
             await put(db, moved)
         bump += 5
-    assert seen == expected(runs, "created_at", "desc")
+    assert seen == expected(made, "created_at", "desc")
 
 
 async def test_list_runs_created_range_is_half_open(db: Db) -> None:
     for i in range(6):
         await put(db, make_run(f"run_{i}", created_at=at(i)))
-    window, _ = await read(
-        db, queries.list_runs, "default", created_after=at(1), created_before=at(4)
-    )
+    window, _ = await read(db, runs.list_runs, "default", created_after=at(1), created_before=at(4))
     assert [run.run_id for run in window] == ["run_3", "run_2", "run_1"]
-    after, _ = await read(db, queries.list_runs, "default", created_after=at(4), direction="asc")
+    after, _ = await read(db, runs.list_runs, "default", created_after=at(4), direction="asc")
     assert [run.run_id for run in after] == ["run_4", "run_5"]
 
 
@@ -428,9 +429,7 @@ async def test_list_runs_ended_at_nulls_sort_before_every_time(db: Db) -> None:
     await put(db, make_run("run_d", status=S.QUEUED))
 
     async def ids(direction: str, limit: int) -> list[str]:
-        return await page_all(
-            db, queries.list_runs, limit, order_by="ended_at", direction=direction
-        )
+        return await page_all(db, runs.list_runs, limit, order_by="ended_at", direction=direction)
 
     for limit in (1, 2, 3, 10):  # the page boundary falls anywhere, also between NULLs
         assert await ids("desc", limit) == ["run_a", "run_c", "run_d", "run_b"]
@@ -445,21 +444,21 @@ def forge(payload: dict[str, Any]) -> str:
 async def test_cursors_only_work_for_the_order_they_were_made_for(db: Db) -> None:
     for i in range(3):
         await put(db, make_run(f"run_{i}", created_at=at(i)))
-    _, cursor = await read(db, queries.list_runs, "default", limit=1)
+    _, cursor = await read(db, runs.list_runs, "default", limit=1)
     assert cursor is not None
     for order_by, direction in itertools.product(ORDERS, ["asc", "desc"]):
         if (order_by, direction) == ("created_at", "desc"):
             continue
-        with pytest.raises(queries.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             await read(
                 db,
-                queries.list_runs,
+                runs.list_runs,
                 "default",
                 order_by=order_by,
                 direction=direction,
                 cursor=cursor,
             )
-    _, session_cursor = await read(db, queries.list_sessions, "default", limit=1)
+    _, session_cursor = await read(db, sessions.list_sessions, "default", limit=1)
     sessions_cursor = forge({"l": "sessions", "o": "created_at", "d": "desc", "k": []})
     for bad in (
         session_cursor or sessions_cursor,  # another listing's cursor
@@ -473,18 +472,12 @@ async def test_cursors_only_work_for_the_order_they_were_made_for(db: Db) -> Non
         "",
         "!!!",
     ):
-        with pytest.raises(queries.InvalidCursor):
-            await read(db, queries.list_runs, "default", cursor=bad)
+        with pytest.raises(InvalidCursor):
+            await read(db, runs.list_runs, "default", cursor=bad)
     with pytest.raises(ValueError, match="order_by"):
-        await read(db, queries.list_runs, "default", order_by="input")
+        await read(db, runs.list_runs, "default", order_by="input")
     with pytest.raises(ValueError, match="direction"):
-        await read(db, queries.list_runs, "default", direction="up")
-
-    # The first version's cursor helpers still resume a newest-first listing.
-    legacy = queries.encode_cursor(at(2), "run_2")
-    assert queries.decode_cursor(legacy) == (at(2), "run_2")
-    page, _ = await read(db, queries.list_runs, "default", cursor=legacy)
-    assert [run.run_id for run in page] == ["run_1", "run_0"]
+        await read(db, runs.list_runs, "default", direction="up")
 
 
 # Session listing.
@@ -507,9 +500,9 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
             ),
         )
     await put(db, make_run("run_x", session_id="sx", project_id="other"))
-    sessions = await read(db, queries.list_sessions, "default", limit=100)
-    by_id = {s.session_id: s for s in sessions[0]}
-    assert len(by_id) == 12 and sessions[1] is None
+    listed, next_cursor = await read(db, sessions.list_sessions, "default", limit=100)
+    by_id = {s.session_id: s for s in listed}
+    assert len(by_id) == 12 and next_cursor is None
 
     def ordered(key: str, direction: str, keep: Callable[[Any], bool] = lambda s: True) -> list:
         chosen = sorted(
@@ -521,12 +514,12 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
         ["last_activity_at", "created_at"], ["asc", "desc"], [1, 5, 50]
     ):
         got = await page_all(
-            db, queries.list_sessions, limit, order_by=order_by, direction=direction
+            db, sessions.list_sessions, limit, order_by=order_by, direction=direction
         )
         assert got == ordered(order_by, direction), (order_by, direction, limit)
         busy = await page_all(
             db,
-            queries.list_sessions,
+            sessions.list_sessions,
             limit,
             order_by=order_by,
             direction=direction,
@@ -539,19 +532,19 @@ async def test_list_sessions_filters_orders_and_pages(db: Db) -> None:
     assert {s.status for s in by_id.values()} == {"active", "waiting_for_input", "idle"}
     assert by_id["s02"].status == "waiting_for_input" and by_id["s03"].status == "active"
     assert by_id["s03"].active_run_id == "run_03" and by_id["s03"].queued_run_ids == []
-    waiting, _ = await read(db, queries.list_sessions, "default", statuses=["waiting_for_input"])
+    waiting, _ = await read(db, sessions.list_sessions, "default", statuses=["waiting_for_input"])
     assert [s.session_id for s in waiting] == ["s02", "s08"]
 
-    _, cursor = await read(db, queries.list_sessions, "default", limit=2)
-    with pytest.raises(queries.InvalidCursor):
-        await read(db, queries.list_sessions, "default", order_by="created_at", cursor=cursor)
-    with pytest.raises(queries.InvalidCursor):
-        await read(db, queries.list_runs, "default", cursor=cursor)
+    _, cursor = await read(db, sessions.list_sessions, "default", limit=2)
+    with pytest.raises(InvalidCursor):
+        await read(db, sessions.list_sessions, "default", order_by="created_at", cursor=cursor)
+    with pytest.raises(InvalidCursor):
+        await read(db, runs.list_runs, "default", cursor=cursor)
 
 
 async def test_list_sessions_agrees_with_get_session(db: Db) -> None:
     await put(db, make_run("run_a", status=S.RUNNING, last_seq=4, version=2))
     await put(db, make_run("run_b", created_at=at(1)))
-    listed, _ = await read(db, queries.list_sessions, "default")
-    assert listed == [await read(db, queries.get_session, "default", "s1")]
+    listed, _ = await read(db, sessions.list_sessions, "default")
+    assert listed == [await read(db, sessions.get_session, "default", "s1")]
     assert listed[0].queued_run_ids == ["run_b"] and listed[0].cursor == 4

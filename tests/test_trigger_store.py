@@ -7,21 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from store import triggers
 from store.keyset import InvalidCursor
-from store.queries_triggers import (
-    find_trigger,
-    get_delivery,
-    get_trigger,
-    list_deliveries,
-    list_triggers,
-)
-from store.trigger_writes import (
-    advance_delivery,
-    insert_delivery,
-    insert_trigger,
-    mark_trigger_deleted,
-    save_trigger,
-)
 from workflows.trigger_types import (
     DeliveryRecord,
     DeliveryStatus,
@@ -76,41 +63,43 @@ async def test_trigger_rows_round_trip_and_are_project_scoped(db: Db) -> None:
         created_at=T0 + timedelta(seconds=1),
     )
     async with factory.begin() as session:
-        await insert_trigger(session, _trigger("trg_w"), "whsec_x")
-        await insert_trigger(session, schedule, None)
-        await insert_trigger(session, _trigger("trg_other", project_id="p2"), "whsec_y")
+        await triggers.insert_trigger(session, _trigger("trg_w"), "whsec_x")
+        await triggers.insert_trigger(session, schedule, None)
+        await triggers.insert_trigger(session, _trigger("trg_other", project_id="p2"), "whsec_y")
     async with factory() as session:
-        assert await get_trigger(session, "default", "trg_w") == _trigger("trg_w")
-        assert await get_trigger(session, "default", "trg_s") == schedule
-        assert await get_trigger(session, "default", "trg_other") is None
-        found = await find_trigger(session, "trg_other")
-        assert found is not None and found[1] == "whsec_y"
-        page, cursor = await list_triggers(session, "default", limit=1)
+        assert await triggers.get_trigger(session, "default", "trg_w") == _trigger("trg_w")
+        assert await triggers.get_trigger(session, "default", "trg_s") == schedule
+        assert await triggers.get_trigger(session, "default", "trg_other") is None
+        found = await triggers.find_trigger(session, "trg_other")
+        assert found is not None and found.secret == "whsec_y"
+        page, cursor = await triggers.list_triggers(session, "default", limit=1)
         assert [t.trigger_id for t in page] == ["trg_s"] and cursor
-        page, cursor = await list_triggers(session, "default", limit=1, cursor=cursor)
+        page, cursor = await triggers.list_triggers(session, "default", limit=1, cursor=cursor)
         assert [t.trigger_id for t in page] == ["trg_w"] and cursor is None
         with pytest.raises(InvalidCursor):
-            await list_triggers(session, "default", cursor="nope")
+            await triggers.list_triggers(session, "default", cursor="nope")
 
     renamed = _trigger("trg_w", name="renamed", paused=True, metadata={"team": "a"})
     async with factory.begin() as session:
-        await save_trigger(session, renamed)
-        await mark_trigger_deleted(session, "trg_s", T0)
+        await triggers.save_trigger(session, renamed)
+        await triggers.mark_trigger_deleted(session, "trg_s", T0)
     async with factory() as session:
-        assert await get_trigger(session, "default", "trg_w") == renamed
-        assert await get_trigger(session, "default", "trg_s") is None
-        deleted = await find_trigger(session, "trg_s", include_deleted=True)
-        assert deleted is not None and deleted[2] is True
-        assert [t.trigger_id for t in (await list_triggers(session, "default"))[0]] == ["trg_w"]
+        assert await triggers.get_trigger(session, "default", "trg_w") == renamed
+        assert await triggers.get_trigger(session, "default", "trg_s") is None
+        deleted = await triggers.find_trigger(session, "trg_s", include_deleted=True)
+        assert deleted is not None and deleted.deleted is True
+        assert [t.trigger_id for t in (await triggers.list_triggers(session, "default"))[0]] == [
+            "trg_w"
+        ]
 
 
 async def test_deliveries_are_recorded_once_and_only_move_forward(db: Db) -> None:
     _, factory = db
     first = _delivery("e1", T0)
     async with factory.begin() as session:
-        await insert_delivery(session, first)
+        await triggers.insert_delivery(session, first)
         # The same firing again (a retried activity): nothing changes.
-        await insert_delivery(session, first.model_copy(update={"payload": {"n": 2}}))
+        await triggers.insert_delivery(session, first.model_copy(update={"payload": {"n": 2}}))
 
     def change(status: DeliveryStatus, **fields: object) -> DeliveryUpdate:
         return DeliveryUpdate.model_validate(
@@ -124,17 +113,19 @@ async def test_deliveries_are_recorded_once_and_only_move_forward(db: Db) -> Non
         )
 
     async with factory.begin() as session:
-        assert await advance_delivery(
+        assert await triggers.advance_delivery(
             session, change(DeliveryStatus.SUBMITTED, run_id="run_1", session_id="s1")
         )
-        assert await advance_delivery(
+        assert await triggers.advance_delivery(
             session, change(DeliveryStatus.FAILED, status_reason="agent_error", details={"e": 1})
         )
         # Late retries of earlier steps, or another outcome, change nothing.
-        assert not await advance_delivery(session, change(DeliveryStatus.SUBMITTED, run_id="x"))
-        assert not await advance_delivery(session, change(DeliveryStatus.COMPLETED))
+        assert not await triggers.advance_delivery(
+            session, change(DeliveryStatus.SUBMITTED, run_id="x")
+        )
+        assert not await triggers.advance_delivery(session, change(DeliveryStatus.COMPLETED))
     async with factory() as session:
-        stored = await get_delivery(session, "default", first.delivery_id)
+        stored = await triggers.get_delivery(session, "default", first.delivery_id)
     assert stored is not None
     assert (stored.status, stored.status_reason, stored.details) == (
         DeliveryStatus.FAILED,
@@ -148,9 +139,9 @@ async def test_deliveries_filter_by_status_and_page_newest_first(db: Db) -> None
     _, factory = db
     async with factory.begin() as session:
         for i in range(5):
-            await insert_delivery(session, _delivery(f"e{i}", T0 + timedelta(seconds=i)))
-        await insert_delivery(session, _delivery("x", T0, trigger_id="trg_b"))
-        await advance_delivery(
+            await triggers.insert_delivery(session, _delivery(f"e{i}", T0 + timedelta(seconds=i)))
+        await triggers.insert_delivery(session, _delivery("x", T0, trigger_id="trg_b"))
+        await triggers.advance_delivery(
             session,
             DeliveryUpdate(
                 delivery_id="dlv_trg_a_e3",
@@ -164,15 +155,15 @@ async def test_deliveries_filter_by_status_and_page_newest_first(db: Db) -> None
         seen: list[str] = []
         cursor = None
         while True:
-            page, cursor = await list_deliveries(
+            page, cursor = await triggers.list_deliveries(
                 session, "default", "trg_a", limit=2, cursor=cursor
             )
             seen += [d.event_id for d in page]
             if cursor is None:
                 break
         assert seen == ["e4", "e3", "e2", "e1", "e0"]
-        rejected, _ = await list_deliveries(
+        rejected, _ = await triggers.list_deliveries(
             session, "default", "trg_a", statuses=[DeliveryStatus.REJECTED]
         )
         assert [d.event_id for d in rejected] == ["e3"]
-        assert (await list_deliveries(session, "p2", "trg_a"))[0] == []
+        assert (await triggers.list_deliveries(session, "p2", "trg_a"))[0] == []

@@ -6,12 +6,12 @@ from fastapi import APIRouter
 
 from api.deps import DbDep
 from api.schemas.agents import AgentList, AgentPublic
-from store import queries
+from store import agents
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 @router.get("", response_model=AgentList)
 async def list_agents(db: DbDep) -> AgentList:
-    agents = await queries.list_agents(db)
-    return AgentList(agents=[AgentPublic.of(a) for a in agents])
+    catalogue = await agents.list_agents(db)
+    return AgentList(agents=[AgentPublic.of(a) for a in catalogue])

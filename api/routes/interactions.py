@@ -16,7 +16,7 @@ from api.schemas.interactions import (
     ResponseCreate,
 )
 from clients import sessions
-from store import queries
+from store import interactions
 from workflows.types import InteractionRecord, RespondSignal
 
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
@@ -31,14 +31,14 @@ async def list_interactions(
     run_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> InteractionList:
-    rows = await queries.list_interactions(
+    rows = await interactions.list_interactions(
         db, project_id, status=status, session_id=session_id, run_id=run_id, limit=limit
     )
     return InteractionList(interactions=[InteractionPublic.of(r) for r in rows])
 
 
 async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRecord:
-    record = await queries.get_interaction(db, project_id, interaction_id)
+    record = await interactions.get_interaction(db, project_id, interaction_id)
     if record is None:
         raise not_found("interaction", interaction_id)
     return record

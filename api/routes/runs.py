@@ -23,7 +23,7 @@ from api.schemas.runs import (
 )
 from api.sse import run_event_stream
 from clients import sessions
-from store import queries
+from store import runs, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
 from workflows.types import CancelSignal, RunSpec, RunStatus
 
@@ -124,7 +124,7 @@ async def list_runs(
     direction: Literal["asc", "desc"] = "desc",
 ) -> RunList:
     """Runs, filtered and ordered; page with ``cursor`` = the previous ``next_cursor``."""
-    runs, next_cursor = await queries.list_runs(
+    found, next_cursor = await runs.list_runs(
         db,
         project_id,
         session_id=session_id,
@@ -138,11 +138,11 @@ async def list_runs(
         limit=page.limit,
         cursor=page.cursor,
     )
-    return RunList(runs=[RunPublic.of(r) for r in runs], next_cursor=next_cursor)
+    return RunList(runs=[RunPublic.of(r) for r in found], next_cursor=next_cursor)
 
 
 async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunPublic:
-    run = await queries.get_run(db, project_id, run_id)
+    run = await runs.get_run(db, project_id, run_id)
     if run is None:
         raise not_found("run", run_id)
     return RunPublic.of(run)
@@ -163,7 +163,7 @@ async def list_run_events(
 ) -> EventList:
     """A page of the transcript: events with ``seq > after``, in order."""
     await _get_run(db, project_id, run_id)
-    events = await queries.list_events(db, project_id, run_id, after=after, limit=limit)
+    events = await transcript.list_events(db, project_id, run_id, after=after, limit=limit)
     next_after = events[-1].seq if len(events) == limit else None
     return EventList(
         run_id=run_id, events=[EventPublic.of(e) for e in events], next_after=next_after
@@ -197,7 +197,7 @@ async def stream_run(
 @router.get("/runs/{run_id}/history", response_model=HistoryPublic)
 async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryPublic:
     await _get_run(db, project_id, run_id)
-    transitions = await queries.run_history(db, project_id, run_id)
+    transitions = await runs.run_history(db, project_id, run_id)
     return HistoryPublic(run_id=run_id, transitions=[TransitionPublic.of(t) for t in transitions])
 
 

@@ -10,7 +10,7 @@ from api.deps import DbDep, PageDep, ProjectDep
 from api.errors import ApiError, not_found
 from api.schemas.runs import ActiveRunPublic
 from api.schemas.sessions import SessionList, SessionPublic, SessionStatus
-from store import queries
+from store import runs, sessions, transcript
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -25,7 +25,7 @@ async def list_sessions(
     order_by: Literal["last_activity_at", "created_at"] = "last_activity_at",
     direction: Literal["asc", "desc"] = "desc",
 ) -> SessionList:
-    sessions, next_cursor = await queries.list_sessions(
+    found, next_cursor = await sessions.list_sessions(
         db,
         project_id,
         statuses=status,
@@ -36,14 +36,14 @@ async def list_sessions(
         cursor=page.cursor,
     )
     return SessionList(
-        sessions=[SessionPublic.of(s) for s in sessions],
+        sessions=[SessionPublic.of(s) for s in found],
         next_cursor=next_cursor,
     )
 
 
 @router.get("/{session_id}", response_model=SessionPublic)
 async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> SessionPublic:
-    summary = await queries.get_session(db, project_id, session_id)
+    summary = await sessions.get_session(db, project_id, session_id)
     if summary is None:
         raise not_found("session", session_id)
     return SessionPublic.of(summary)
@@ -52,7 +52,7 @@ async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> Ses
 @router.get("/{session_id}/active-run", response_model=ActiveRunPublic)
 async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunPublic:
     """The run the session is busy with, with its stream cursor; 404 when it is idle."""
-    run = await queries.get_active_run(db, project_id, session_id)
+    run = await runs.get_active_run(db, project_id, session_id)
     if run is None:
         raise ApiError(
             404,
@@ -61,7 +61,7 @@ async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> 
             {"session_id": session_id},
         )
     # The transcript runs ahead of the run row (rows are written as events stream in).
-    cursor = max(run.last_seq, await queries.last_event_seq(db, project_id, run.run_id))
+    cursor = max(run.last_seq, await transcript.last_event_seq(db, project_id, run.run_id))
     return ActiveRunPublic.of(
         run,
         cursor=cursor,

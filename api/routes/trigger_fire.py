@@ -22,7 +22,7 @@ from api.errors import ApiError, not_found
 from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from clients import schedules
-from store.queries_triggers import find_trigger, get_delivery
+from store import triggers
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id, firing_workflow_id
 from tether.templating import TemplateError, firing_context, lookup, render
 from workflows.trigger_types import TriggerKind, TriggerRecord
@@ -65,10 +65,10 @@ async def fire_trigger(
     the ``X-Tether-Event-Id`` (or ``X-GitHub-Delivery``) header, else derived from the signed
     request, so the same event fires once. Schedule: "fire now", as the schedule would.
     """
-    found = await find_trigger(db, trigger_id)
+    found = await triggers.find_trigger(db, trigger_id)
     if found is None:
         raise not_found("trigger", trigger_id)
-    trigger, secret, _ = found
+    trigger, secret = found.record, found.secret
     if trigger.kind == TriggerKind.SCHEDULE:
         if trigger.project_id != project_id:
             raise not_found("trigger", trigger_id)
@@ -99,7 +99,7 @@ async def fire_trigger(
         firing_workflow_id=firing_workflow_id(trigger_id, event_id),
     )
     assert accepted.delivery_id is not None
-    recorded = await get_delivery(db, trigger.project_id, accepted.delivery_id)
+    recorded = await triggers.get_delivery(db, trigger.project_id, accepted.delivery_id)
     if recorded is not None:  # fired before, maybe long ago: the same delivery
         response.status_code = 200
         return _duplicate(accepted, recorded)
@@ -107,7 +107,7 @@ async def fire_trigger(
     _check_renders(trigger, payload, event_id)
     if not await schedules.start_webhook_firing(temporal, trigger, event_id, payload, settings):
         response.status_code = 200
-        recorded = await get_delivery(db, trigger.project_id, accepted.delivery_id)
+        recorded = await triggers.get_delivery(db, trigger.project_id, accepted.delivery_id)
         return _duplicate(accepted, recorded)
     return accepted
 

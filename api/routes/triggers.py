@@ -28,8 +28,7 @@ from api.schemas.triggers import (
 )
 from api.signatures import new_secret
 from clients import schedules
-from store.queries_triggers import get_delivery, get_trigger, list_deliveries, list_triggers
-from store.trigger_writes import drop_trigger, insert_trigger, mark_trigger_deleted, save_trigger
+from store import triggers
 from tether.ids import new_trigger_id, schedule_id
 from tether.settings import Settings
 from tether.templating import TemplateError, check_template, firing_context, render
@@ -57,7 +56,7 @@ def trigger_view(trigger: TriggerRecord, settings: Settings) -> TriggerPublic:
 
 
 async def _trigger(db: DbDep, project_id: str, trigger_id: str) -> TriggerRecord:
-    trigger = await get_trigger(db, project_id, trigger_id)
+    trigger = await triggers.get_trigger(db, project_id, trigger_id)
     if trigger is None:
         raise not_found("trigger", trigger_id)
     return trigger
@@ -116,13 +115,13 @@ async def create_trigger(
     secret = ((body.webhook and body.webhook.secret) or new_secret()) if webhook else None
     # The row first: a schedule may fire at once, and its firing reads the trigger.
     async with db_factory.begin() as session:
-        await insert_trigger(session, record, secret)
+        await triggers.insert_trigger(session, record, secret)
     if not webhook:
         try:
             await schedules.create_schedule(temporal, record, settings)
         except Exception:
             async with db_factory.begin() as session:
-                await drop_trigger(session, record.trigger_id)
+                await triggers.drop_trigger(session, record.trigger_id)
             raise
     return TriggerCreated.of(trigger_view(record, settings), secret=secret)
 
@@ -136,12 +135,10 @@ async def list_project_triggers(
     kind: TriggerKind | None = None,
 ) -> TriggerList:
     """The project's triggers, newest first; page with ``cursor`` = ``next_cursor``."""
-    triggers, next_cursor = await list_triggers(
+    found, next_cursor = await triggers.list_triggers(
         db, project_id, kind=kind, limit=page.limit, cursor=page.cursor
     )
-    return TriggerList(
-        triggers=[trigger_view(t, settings) for t in triggers], next_cursor=next_cursor
-    )
+    return TriggerList(triggers=[trigger_view(t, settings) for t in found], next_cursor=next_cursor)
 
 
 @router.get("/{trigger_id}", response_model=TriggerPublic)
@@ -177,7 +174,7 @@ async def update_trigger(
     if trigger.kind == TriggerKind.SCHEDULE:  # Temporal checks the spec before it is stored
         await schedules.update_schedule(temporal, updated, settings)
     async with db_factory.begin() as session:
-        await save_trigger(session, updated)
+        await triggers.save_trigger(session, updated)
     return trigger_view(updated, settings)
 
 
@@ -202,7 +199,7 @@ class Pauser:
             await schedules.set_paused(self.temporal, trigger_id, paused, note)
         updated = trigger.model_copy(update={"paused": paused, "updated_at": datetime.now(UTC)})
         async with self.db_factory.begin() as session:
-            await save_trigger(session, updated)
+            await triggers.save_trigger(session, updated)
         return trigger_view(updated, self.settings)
 
 
@@ -233,7 +230,7 @@ async def delete_trigger(
     if trigger.kind == TriggerKind.SCHEDULE:
         await schedules.delete_schedule(temporal, trigger_id)
     async with db_factory.begin() as session:
-        await mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
+        await triggers.mark_trigger_deleted(session, trigger_id, datetime.now(UTC))
     return Response(status_code=204)
 
 
@@ -267,7 +264,7 @@ async def list_trigger_deliveries(
 ) -> DeliveryList:
     """The trigger's firings, newest first: each one's event, run and outcome."""
     await _trigger(db, project_id, trigger_id)
-    deliveries, next_cursor = await list_deliveries(
+    deliveries, next_cursor = await triggers.list_deliveries(
         db, project_id, trigger_id, statuses=status, limit=page.limit, cursor=page.cursor
     )
     return DeliveryList(
@@ -281,7 +278,7 @@ async def read_trigger_delivery(
     trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
 ) -> DeliveryPublic:
     await _trigger(db, project_id, trigger_id)
-    delivery = await get_delivery(db, project_id, delivery_id)
+    delivery = await triggers.get_delivery(db, project_id, delivery_id)
     if delivery is None or delivery.trigger_id != trigger_id:
         raise not_found("delivery", delivery_id)
     return DeliveryPublic.of(delivery)

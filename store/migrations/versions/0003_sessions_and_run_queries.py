@@ -23,7 +23,7 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Spelled out rather than imported from store.writes: a migration is a frozen snapshot.
+# Spelled out rather than imported from store.sessions: a migration is a frozen snapshot.
 # The active run is the oldest unfinished run that is past "queued", else the oldest queued.
 _ACTIVE_RUN = """
     SELECT r.{column} FROM runs r

@@ -17,11 +17,11 @@ succeeded: an activity retried after its write committed (its completion was los
 That is rare, and the store, not these series, is the record of truth. Outside a worker
 (activity unit tests, metrics disabled) the meter records nothing.
 
-The pending gauge is read from the store instead of being moved up and down by activities: a
-retried record cannot skew it, a restarted worker reports it right away, and the SDK's gauges
-cannot go negative (a run's question and its answer may be recorded by different workers). Each
-worker refreshes it after it records an interaction and every ``PENDING_REFRESH_S``; with several
-workers, aggregate it with ``max``, not ``sum``.
+The pending gauge is read from the store (``store.interactions.count_pending``) instead of being
+moved up and down by activities: a retried record cannot skew it, a restarted worker reports it
+right away, and the SDK's gauges cannot go negative (a run's question and its answer may be
+recorded by different workers). Each worker refreshes it after it records an interaction and
+every ``PENDING_REFRESH_S``; with several workers, aggregate it with ``max``, not ``sum``.
 """
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from store.models import Interaction
+from store import interactions
 from tether.settings import Settings
 
 log = logging.getLogger("tether.metrics")
@@ -112,15 +111,12 @@ async def watch_pending_interactions(
     global _interactions_changed
     changed = _interactions_changed = asyncio.Event()
     gauge = meter.create_gauge(INTERACTIONS_PENDING, "Interactions waiting for a human.")
-    count_pending = (
-        select(func.count()).select_from(Interaction).where(Interaction.status == "pending")
-    )
     while True:
         changed.clear()
         try:
             async with db() as session:
-                pending = await session.scalar(count_pending)
-            gauge.set(pending or 0)
+                pending = await interactions.count_pending(session)
+            gauge.set(pending)
         except Exception as err:  # a store hiccup must not stop the worker; try again later
             log.warning("could not count pending interactions: %s", err)
         with contextlib.suppress(TimeoutError):
