@@ -117,7 +117,7 @@ class SessionRow(Base):
     )
 
 
-class Run(Base):
+class RunRow(Base):
     __tablename__ = "runs"
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)

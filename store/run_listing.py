@@ -34,14 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.keyset import Direction, ValueKind, after, decode_position, encode_position
-from store.models import Interaction, Run
+from store.models import Interaction, RunRow
 
 RunOrder = Literal["created_at", "updated_at", "ended_at", "status"]
 
-# ``(project_id, runs)`` -> the ``(Run, Interaction | None)`` rows of the project's runs, where
-# ``runs`` is ``Run`` or an ``aliased(Run, subquery)`` that already narrowed them down.
-WithPending = Callable[[str, Any], Select[Run, Interaction]]
-RunRow = tuple[Run, Interaction | None]
+# ``(project_id, runs)`` -> the ``(RunRow, Interaction | None)`` rows of the project's runs, where
+# ``runs`` is ``RunRow`` or an ``aliased(RunRow, subquery)`` that already narrowed them down.
+WithPending = Callable[[str, Any], Select[RunRow, Interaction]]
+RunAndPending = tuple[RunRow, Interaction | None]
 
 _LISTING = "runs"
 
@@ -98,7 +98,7 @@ def _order(order_by: str, direction: str) -> _Order:
     return _ORDERS[order_by]
 
 
-def _cursor(run: Run, order_by: str, direction: Direction) -> str:
+def _cursor(run: RunRow, order_by: str, direction: Direction) -> str:
     """The cursor that resumes the listing right after ``run`` in this order."""
     values = [getattr(run, key) for key in _ORDERS[order_by].keys]
     return encode_position(_LISTING, order_by, direction, [*values, run.run_id])
@@ -130,17 +130,17 @@ async def _range_first(
     """
     beyond: ColumnElement[bool] | None
     if direction == "desc":
-        beyond = None if created_before is None else Run.created_at >= created_before
+        beyond = None if created_before is None else RunRow.created_at >= created_before
     else:
-        beyond = None if created_after is None else Run.created_at < created_after
+        beyond = None if created_after is None else RunRow.created_at < created_after
     if beyond is None:
         return False  # the walk starts inside the range: it finds its page at once
-    in_range = [Run.created_at >= created_after] if created_after is not None else []
+    in_range = [RunRow.created_at >= created_after] if created_after is not None else []
     if created_before is not None:
-        in_range.append(Run.created_at < created_before)
+        in_range.append(RunRow.created_at < created_before)
 
     def capped(*conditions: ColumnElement[bool]) -> Any:
-        runs = select(literal(1)).where(Run.project_id == project_id, *conditions)
+        runs = select(literal(1)).where(RunRow.project_id == project_id, *conditions)
         limited = runs.limit(RANGE_PROBE_CAP).subquery()
         return select(func.count()).select_from(limited).scalar_subquery()
 
@@ -160,10 +160,10 @@ async def page(
     direction: Direction,
     limit: int,
     cursor: str | None,
-) -> tuple[list[RunRow], str | None]:
+) -> tuple[list[RunAndPending], str | None]:
     """A page of the project's runs matching ``filters`` and the cursor of the next one.
 
-    ``filters`` are conditions on ``Run``, the created range among them; the range is given
+    ``filters`` are conditions on ``RunRow``, the created range among them; the range is given
     again to plan the query. Ordered by ``order_by`` then ``run_id``, both in ``direction``.
     ``ValueError`` on an unknown order or a limit below 1, ``InvalidCursor`` on a cursor that
     is malformed or made for another order.
@@ -175,7 +175,7 @@ async def page(
     if cursor is not None:
         position = decode_position(cursor, _LISTING, order_by, direction, order.kinds)
 
-    runs: Any = Run
+    runs: Any = RunRow
     stmt = with_pending(project_id, runs).where(*filters)
     ranged = created_after is not None or created_before is not None
     if (
@@ -185,11 +185,11 @@ async def page(
     ):
         # OFFSET 0 keeps the planner from merging the subquery into the outer query: the
         # range is read by the created_at index, then sorted (both backends honour it).
-        narrowed = select(Run).where(Run.project_id == project_id, *filters).offset(0)
-        runs = aliased(Run, narrowed.subquery())
+        narrowed = select(RunRow).where(RunRow.project_id == project_id, *filters).offset(0)
+        runs = aliased(RunRow, narrowed.subquery())
         stmt = with_pending(project_id, runs)
 
-    rows: list[RunRow] = []
+    rows: list[RunAndPending] = []
     for segment in order.segments(direction, runs):
         query = stmt if segment.where is None else stmt.where(segment.where)
         if position is not None:

@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import interactions, run_listing, sessions
 from store.db import dialect_insert
 from store.keyset import Direction
-from store.models import Interaction, RecordColumns, Run, RunStatusHistory, SessionRow
+from store.models import Interaction, RecordColumns, RunRow, RunStatusHistory, SessionRow
 from workflows.types import PendingInteraction, RunState, RunStatus, StatusTransition
 
-_COLUMNS = RecordColumns.of(Run, RunState)
+_COLUMNS = RecordColumns.of(RunRow, RunState)
 
 # Fixed when the run is created; a later projection never rewrites them, so a run keeps its
 # place in keyset pages and its project.
@@ -54,7 +54,7 @@ class KeyedRun:
     request_hash: str | None
 
 
-def _run_state(run: Run, interaction: Interaction | None) -> RunState:
+def _run_state(run: RunRow, interaction: Interaction | None) -> RunState:
     pending = None
     if interaction is not None:
         pending = PendingInteraction.model_validate(interaction, from_attributes=True)
@@ -68,10 +68,10 @@ def _run_row(state: RunState) -> dict[str, Any]:
     return row
 
 
-def _with_pending(project_id: str, runs: Any = Run) -> Select[Run, Interaction]:
-    """``(Run, Interaction | None)`` rows of the project's runs, to filter further.
+def _with_pending(project_id: str, runs: Any = RunRow) -> Select[RunRow, Interaction]:
+    """``(RunRow, Interaction | None)`` rows of the project's runs, to filter further.
 
-    ``runs`` is ``Run`` or an ``aliased(Run, subquery)`` that already narrowed them down.
+    ``runs`` is ``RunRow`` or an ``aliased(RunRow, subquery)`` that already narrowed them down.
     """
     # One query: the interaction a run waits for comes with it (the join is on a primary key).
     return (
@@ -92,7 +92,7 @@ def _with_pending(project_id: str, runs: Any = Run) -> Select[Run, Interaction]:
 
 async def get_run(session: AsyncSession, project_id: str, run_id: str) -> RunState | None:
     """The run ``run_id`` of ``project_id`` with its pending interaction, or ``None``."""
-    row = (await session.execute(_with_pending(project_id).where(Run.run_id == run_id))).first()
+    row = (await session.execute(_with_pending(project_id).where(RunRow.run_id == run_id))).first()
     return None if row is None else _run_state(row[0], row[1])
 
 
@@ -106,8 +106,8 @@ async def find_run_by_idempotency_key(
     """
     stmt = (
         _with_pending(project_id)
-        .where(Run.session_id == session_id, Run.idempotency_key == key)
-        .order_by(Run.created_at, Run.run_id)
+        .where(RunRow.session_id == session_id, RunRow.idempotency_key == key)
+        .order_by(RunRow.created_at, RunRow.run_id)
         .limit(1)
     )
     row = (await session.execute(stmt)).first()
@@ -128,7 +128,7 @@ async def get_active_run(
         .where(SessionRow.project_id == project_id, SessionRow.session_id == session_id)
         .scalar_subquery()
     )
-    stmt = _with_pending(project_id).where(Run.run_id == active_id)
+    stmt = _with_pending(project_id).where(RunRow.run_id == active_id)
     row = (await session.execute(stmt)).first()
     return None if row is None else _run_state(row[0], row[1])
 
@@ -158,17 +158,17 @@ async def list_runs(
     """
     filters: list[ColumnElement[bool]] = []
     if session_id is not None:
-        filters.append(Run.session_id == session_id)
+        filters.append(RunRow.session_id == session_id)
     if statuses:
-        filters.append(Run.status.in_([str(status) for status in statuses]))
+        filters.append(RunRow.status.in_([str(status) for status in statuses]))
     if agent is not None:
-        filters.append(Run.agent == agent)
+        filters.append(RunRow.agent == agent)
     if trigger_id is not None:
-        filters.append(Run.trigger_id == trigger_id)
+        filters.append(RunRow.trigger_id == trigger_id)
     if created_after is not None:
-        filters.append(Run.created_at >= created_after)
+        filters.append(RunRow.created_at >= created_after)
     if created_before is not None:
-        filters.append(Run.created_at < created_before)
+        filters.append(RunRow.created_at < created_before)
     rows, next_cursor = await run_listing.page(
         session,
         project_id,

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import dialect_insert
 from store.keyset import Direction, after, decode_position, encode_position
-from store.models import Run, SessionRow
+from store.models import RunRow, SessionRow
 from workflows.types import TERMINAL_STATUSES, RunState, RunStatus
 
 SessionStatus = Literal["idle", "active", "waiting_for_input"]
@@ -50,7 +50,7 @@ _ORDER_COLUMNS = {"last_activity_at": SessionRow.updated_at, "created_at": Sessi
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
 
 # Core tables for the writes: plain UPDATE statements, no ORM synchronisation.
-_runs = cast(Table, Run.__table__)
+_runs = cast(Table, RunRow.__table__)
 _sessions = cast(Table, SessionRow.__table__)
 
 # Reads.
@@ -80,7 +80,7 @@ def _sessions_with_cursor(project_id: str) -> Select[SessionRow, int | None]:
     # rather than a join: evaluated by primary key for the rows of the page only, where a
     # join may be planned as a hash join over every run.
     shown_run = func.coalesce(SessionRow.active_run_id, SessionRow.last_run_id)
-    last_seq = select(Run.last_seq).where(Run.run_id == shown_run).scalar_subquery()
+    last_seq = select(RunRow.last_seq).where(RunRow.run_id == shown_run).scalar_subquery()
     return select(SessionRow, last_seq).where(SessionRow.project_id == project_id)
 
 
@@ -90,13 +90,13 @@ async def _summaries(
     queued: dict[str, list[str]] = {row[0].session_id: [] for row in rows}
     if queued:
         stmt = (
-            select(Run.session_id, Run.run_id)
+            select(RunRow.session_id, RunRow.run_id)
             .where(
-                Run.project_id == project_id,
-                Run.session_id.in_(list(queued)),
-                Run.status == RunStatus.QUEUED.value,
+                RunRow.project_id == project_id,
+                RunRow.session_id.in_(list(queued)),
+                RunRow.status == RunStatus.QUEUED.value,
             )
-            .order_by(Run.created_at, Run.run_id)
+            .order_by(RunRow.created_at, RunRow.run_id)
         )
         for session_id, run_id in (await session.execute(stmt)).all():
             queued[session_id].append(run_id)
@@ -199,14 +199,14 @@ def _active_run_select(project_id: Any, session_id: Any, *columns: Any) -> Selec
     return (
         select(*columns)
         .where(
-            Run.project_id == project_id,
-            Run.session_id == session_id,
-            Run.status.not_in(_TERMINAL),
+            RunRow.project_id == project_id,
+            RunRow.session_id == session_id,
+            RunRow.status.not_in(_TERMINAL),
         )
         .order_by(
-            case((Run.status == RunStatus.QUEUED.value, 1), else_=0),
-            Run.created_at,
-            Run.run_id,
+            case((RunRow.status == RunStatus.QUEUED.value, 1), else_=0),
+            RunRow.created_at,
+            RunRow.run_id,
         )
         .limit(1)
     )
@@ -255,8 +255,8 @@ async def refresh_session(session: AsyncSession, project_id: str, session_id: st
         .limit(1)
         .scalar_subquery()
     )
-    active_id = _active_run_select(project_id, session_id, Run.run_id).scalar_subquery()
-    active_status = _active_run_select(project_id, session_id, Run.status).scalar_subquery()
+    active_id = _active_run_select(project_id, session_id, RunRow.run_id).scalar_subquery()
+    active_status = _active_run_select(project_id, session_id, RunRow.status).scalar_subquery()
     status = case(
         (active_status == RunStatus.WAITING_FOR_INPUT.value, "waiting_for_input"),
         (active_id.is_not(None), "active"),

@@ -16,7 +16,7 @@ from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, 
 from store import agents, interactions, runs, sessions, transcript
 from store.db import create_engine, migrate, normalize_url
 from store.keyset import InvalidCursor
-from store.models import Base, Interaction, Run, RunStatusHistory, SessionRow, TranscriptEvent
+from store.models import Base, Interaction, RunRow, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
     InteractionRecord,
     PendingInteraction,
@@ -184,7 +184,7 @@ def test_records_map_to_their_columns_by_name() -> None:
     # field without a column of its name would silently not be stored. Mapped by hand in
     # ``store.runs``: the pending interaction (its ID), the agent session (on the session
     # row) and the request fingerprint.
-    fields, columns = set(RunState.model_fields), set(Run.__table__.c.keys())
+    fields, columns = set(RunState.model_fields), set(RunRow.__table__.c.keys())
     assert fields - columns == {"pending_interaction", "agent_session_id"}
     assert columns - fields == {"pending_interaction_id", "request_hash"}
     assert set(InteractionRecord.model_fields) == set(Interaction.__table__.c.keys())
