@@ -17,9 +17,10 @@ from activities.records import StoreActivities
 from activities.runner_calls import RunActivities
 from activities.triggers import TriggerActivities
 from store.db import create_engine, session_factory
+from tether.ids import catalog_workflow_id
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
-from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id
+from workflows.agent_catalog import AgentCatalogWorkflow
 from workflows.session_run import SessionRunWorkflow
 from workflows.trigger_firing import TriggerFiringWorkflow
 from workflows.types import CatalogInput

@@ -22,8 +22,8 @@ from temporalio.client import Client
 
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack, standalone_stack
-from tether.ids import session_workflow_id
-from workflows.agent_catalog import AgentCatalogWorkflow, catalog_workflow_id
+from tether.ids import catalog_workflow_id, session_workflow_id
+from workflows.agent_catalog import AgentCatalogWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 FINAL = {"completed", "failed", "cancelled"}

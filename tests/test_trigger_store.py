@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store import triggers
 from store.keyset import InvalidCursor
+from tether.ids import firing_workflow_id
 from workflows.trigger_types import (
     DeliveryRecord,
     DeliveryStatus,
@@ -46,7 +47,7 @@ def _delivery(event_id: str, at: datetime, trigger_id: str = "trg_a") -> Deliver
         event_id=event_id,
         source="webhook",
         status=DeliveryStatus.PENDING,
-        firing_workflow_id=f"firing-{trigger_id}-{event_id}",
+        firing_workflow_id=firing_workflow_id(trigger_id, event_id),
         payload={"n": 1},
         created_at=at,
         updated_at=at,

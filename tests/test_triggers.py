@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from api.signatures import sign
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
+from tether.ids import schedule_id
 from workflows.trigger_firing import TriggerFiringWorkflow
 
 FINAL = {"completed", "failed", "cancelled", "timed_out", "rejected"}
@@ -98,7 +99,7 @@ async def test_a_schedule_fires_runs_with_its_trigger_id_until_paused(
             schedule={"interval_s": 2},
         )
         trigger_id = trigger["trigger_id"]
-        assert trigger["schedule_id"] == f"trigger-{trigger_id}" and trigger["secret"] is None
+        assert trigger["schedule_id"] == schedule_id(trigger_id) and trigger["secret"] is None
         done = await _until(
             lambda: _deliveries(client, trigger_id), lambda d: _all_final(d, 2), timeout=20
         )

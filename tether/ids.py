@@ -73,3 +73,8 @@ def firing_workflow_id(trigger_id: str, event_id: str | None = None) -> str:
 
 def schedule_id(trigger_id: str) -> str:
     return f"trigger-{trigger_id}"
+
+
+def catalog_workflow_id(task_queue: str) -> str:
+    """One agent catalogue per task queue: the runners a queue's workers reach."""
+    return f"tether-agent-catalog-{task_queue}"

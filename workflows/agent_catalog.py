@@ -19,11 +19,6 @@ with workflow.unsafe.imports_passed_through():
 SYNCS_PER_EXECUTION = 200
 
 
-def catalog_workflow_id(task_queue: str) -> str:
-    """One catalogue per task queue: the runners a queue's workers reach."""
-    return f"tether-agent-catalog-{task_queue}"
-
-
 @workflow.defn
 class AgentCatalogWorkflow:
     def __init__(self) -> None:
