@@ -59,15 +59,8 @@ class RunActivities:
             agent_session_id = await sessions.get_agent_session(
                 session, inp.project_id, inp.session_id, inp.agent
             )
-        request = DispatchRequest(
-            agent_session_id=agent_session_id,
-            run_id=inp.run_id,
-            session_id=inp.session_id,
-            project_id=inp.project_id,
-            agent=inp.agent,
-            input=inp.input,
-            attempt=activity.info().attempt,
-            metadata=inp.metadata,
+        request = DispatchRequest.model_validate(
+            {**dict(inp), "attempt": activity.info().attempt, "agent_session_id": agent_session_id}
         )
         async with self._http.stream(
             "POST",

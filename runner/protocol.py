@@ -97,7 +97,9 @@ def auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class DispatchRequest(_Wire):
+class RunAssignment(_Wire):
+    """Which run to start where: the part of a dispatch the workflow knows."""
+
     run_id: str
     session_id: str
     project_id: str
@@ -105,6 +107,11 @@ class DispatchRequest(_Wire):
     input: Any = None
     attempt: int = 1
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DispatchRequest(RunAssignment):
+    """Body of ``POST /v1/runs`` on a runner."""
+
     # The agent's own session from the previous run of this session (the ``agent_session_id``
     # of that run's terminal event); None for a first run or an agent without sessions.
     agent_session_id: str | None = None

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from runner.protocol import InteractionQuestion, InteractionReply
+from runner.protocol import InteractionQuestion, InteractionReply, RunAssignment
 
 
 class RunStatus(StrEnum):
@@ -184,14 +184,8 @@ class RunFinished(BaseModel):
 # Activities.
 
 
-class DispatchInput(BaseModel):
-    run_id: str
-    session_id: str
-    project_id: str
-    agent: str
-    input: Any = None
-    attempt: int = 1
-    metadata: dict[str, Any] = Field(default_factory=dict)
+class DispatchInput(RunAssignment):
+    """Input of ``dispatch_run``; the activity adds what only it can know."""
 
 
 class DispatchResult(BaseModel):
