@@ -61,6 +61,7 @@ async def run_worker(settings: Settings) -> None:
                 runs.follow_run,
                 runs.deliver_response,
                 runs.cancel_run,
+                runs.probe_run,
                 records.record_run,
                 records.record_interaction,
                 catalog.sync_agents,

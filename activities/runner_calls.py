@@ -27,6 +27,7 @@ from workflows.types import (
     DispatchResult,
     FollowInput,
     FollowOutcome,
+    ProbeInput,
 )
 
 
@@ -120,6 +121,24 @@ class RunActivities:
         if response.status_code == 404:
             raise ApplicationError(
                 f"the runner no longer knows run {inp.run_id}",
+                type=ErrorType.RUNNER_LOST,
+                non_retryable=True,
+            )
+        response.raise_for_status()
+
+    @activity.defn
+    async def probe_run(self, inp: ProbeInput) -> None:
+        """Check that the runner still holds the run; ``RunnerLost`` if it does not know it.
+
+        A runner that does not answer fails the attempt, so Temporal retries it until the
+        run's runner counts as lost.
+        """
+        response = await self._http.get(
+            self._url(f"/v1/runs/{inp.run_id}"), headers=self._headers(), timeout=5.0
+        )
+        if response.status_code == 404:
+            raise ApplicationError(
+                f"the runner no longer knows run {inp.run_id} (it restarted or lost it)",
                 type=ErrorType.RUNNER_LOST,
                 non_retryable=True,
             )

@@ -70,6 +70,7 @@ def run_policy(settings: Settings, *, accept_wait_s: float) -> RunPolicy:
         runner_lost_timeout_s=settings.runner_lost_timeout_s,
         heartbeat_timeout_s=settings.follow_heartbeat_timeout_s,
         interaction_expiry_s=settings.interaction_expiry_s,
+        waiting_probe_s=settings.waiting_probe_s,
         cancel_grace_s=settings.cancel_grace_s,
         history_events_limit=settings.history_events_limit,
     )

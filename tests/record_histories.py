@@ -248,8 +248,29 @@ async def _catalog_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
     raise TimeoutError("the catalogue did not sync again on refresh")
 
 
+async def _waiting_scenarios(stack: Stack, _: Client) -> dict[str, str]:
+    """Runs that wait across runner probes: answered after a few, and lost by their runner."""
+    sessions: dict[str, str] = {}
+    async with stack.client() as client:
+        run = (await client.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        await wait_for_pending_interaction(client, run["run_id"])
+        await asyncio.sleep(3.5)  # a few probes (TETHER_WAITING_PROBE_S is 1 here)
+        await _answer(client, run["run_id"], {"option_id": "allow"})
+        await wait_for_run(client, run["run_id"], FINAL)
+        sessions["waiting_probed_allow"] = run["session_id"]
+
+        run = (await client.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        await wait_for_pending_interaction(client, run["run_id"])
+        stack.runner.kill()
+        await stack.start_runner()  # it never heard of the run: the next probe fails it
+        await wait_for_run(client, run["run_id"], FINAL)
+        sessions["waiting_runner_lost"] = run["session_id"]
+    return {name: session_workflow_id(session) for name, session in sessions.items()}
+
+
 GROUPS = {
     "sessions": _session_scenarios,
+    "waiting": _waiting_scenarios,
     "triggers": _trigger_scenarios,
     "catalog": _catalog_scenarios,
 }

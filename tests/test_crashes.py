@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.api_helpers import wait_for_run
+import httpx
+
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -109,3 +111,49 @@ async def test_no_runner_answers_202_dispatching_then_dispatch_timeout(
                 assert "attempts" not in done and "version" not in done  # internal bookkeeping
         finally:
             stack.stop()
+
+
+async def _waiting_approval(client: httpx.AsyncClient) -> tuple[str, str]:
+    started = await client.post(
+        "/v1/runs", json={"agent": "approval-demo", "input": "clean the build folder"}
+    )
+    run_id = started.json()["run_id"]
+    interaction = await wait_for_pending_interaction(client, run_id)
+    return run_id, interaction["interaction_id"]
+
+
+async def test_runner_killed_while_its_run_waits_fails_it_and_cancels_the_question(
+    own_stack: Stack,
+) -> None:
+    probe = float(own_stack.env["TETHER_WAITING_PROBE_S"])
+    bound = float(own_stack.env["TETHER_RUNNER_LOST_TIMEOUT_S"])
+    async with own_stack.client() as client:
+        run_id, interaction_id = await _waiting_approval(client)
+        own_stack.runner.kill()
+        killed_at = time.monotonic()
+        done = await wait_for_run(client, run_id, FINAL, timeout=60)
+        elapsed = time.monotonic() - killed_at
+        assert (done["status"], done["status_reason"]) == ("failed", "runner_lost"), done
+        # Noticed by the probes, not when somebody answers: the next probe, then the bound.
+        assert elapsed < probe + bound + 5, elapsed
+        interaction = (await client.get(f"/v1/interactions/{interaction_id}")).json()
+        assert interaction["status"] == "cancelled"
+        late = await client.post(
+            f"/v1/interactions/{interaction_id}/respond",
+            json={"response": {"option_id": "allow"}},
+        )
+        assert late.status_code == 409, late.text
+
+
+async def test_runner_restarted_while_its_run_waits_fails_it_at_the_next_probe(
+    own_stack: Stack,
+) -> None:
+    async with own_stack.client() as client:
+        run_id, interaction_id = await _waiting_approval(client)
+        own_stack.runner.kill()
+        await own_stack.start_runner()  # a fresh runner: it never heard of the run
+        done = await wait_for_run(client, run_id, FINAL, timeout=30)
+        assert (done["status"], done["status_reason"]) == ("failed", "runner_lost"), done
+        assert "no longer knows" in done["error"]["message"]
+        interaction = (await client.get(f"/v1/interactions/{interaction_id}")).json()
+        assert (interaction["status"], interaction["response"]) == ("cancelled", None)

@@ -50,6 +50,7 @@ from workflows.types import (
     InteractionRecord,
     MultitaskStrategy,
     PendingInteraction,
+    ProbeInput,
     RecordRunInput,
     RespondSignal,
     RunResult,
@@ -80,6 +81,9 @@ class FakeRunner:
         self.follows: list[FollowInput] = []
         self.replies: list[DeliverInput] = []
         self.cancels: list[CancelRunInput] = []
+        self.probes: list[str] = []
+        self.lost: set[str] = set()  # runs this runner no longer knows (it restarted)
+        self.down = False  # the runner is unreachable (killed): every probe fails, retryably
         self._asked: dict[str, int] = {}
         self._seq: dict[str, int] = {}
 
@@ -125,11 +129,25 @@ class FakeRunner:
 
     @activity.defn(name="deliver_response")
     async def deliver_response(self, inp: DeliverInput) -> None:
+        if inp.run_id in self.lost:
+            raise ApplicationError(
+                "the runner no longer knows the run", type=ErrorType.RUNNER_LOST, non_retryable=True
+            )
         self.replies.append(inp)
 
     @activity.defn(name="cancel_run")
     async def cancel_run(self, inp: CancelRunInput) -> None:
         self.cancels.append(inp)
+
+    @activity.defn(name="probe_run")
+    async def probe_run(self, inp: ProbeInput) -> None:
+        self.probes.append(inp.run_id)
+        if self.down:
+            raise ApplicationError("connection refused")
+        if inp.run_id in self.lost:
+            raise ApplicationError(
+                "the runner no longer knows the run", type=ErrorType.RUNNER_LOST, non_retryable=True
+            )
 
     def dispatched(self) -> list[str]:
         """Runs dispatched, in order (each once, however many attempts it took)."""
@@ -213,6 +231,7 @@ async def worker(client: Client, runner: FakeRunner, store: FakeStore) -> AsyncI
             runner.follow_run,
             runner.deliver_response,
             runner.cancel_run,
+            runner.probe_run,
             store.record_run,
             store.record_interaction,
         ],
@@ -575,3 +594,65 @@ async def test_a_long_history_continues_as_new_mid_run_carrying_run_and_queue(
     for interaction_id in ("ask-1", "ask-2"):
         assert [i.status for i in store.interaction(interaction_id)] == ["pending", "resolved"]
         assert store.interaction(interaction_id)[-1].responder == "bob"
+
+
+async def test_a_runner_that_loses_a_waiting_run_ends_it_runner_lost_at_the_next_probe(
+    env: WorkflowEnvironment,
+) -> None:
+    spec = run_spec(new_session())
+    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
+    async with worker(env.client, runner, store) as task_queue:
+        await submit(env.client, task_queue, spec)
+        handle = session_handle(env.client, spec.session_id)
+        await waiting_on(handle, "ask-1")
+        await env.sleep(timedelta(seconds=spec.policy.waiting_probe_s * 2.5))
+        probes_while_held = len(runner.probes)
+        runner.lost.add(spec.run_id)  # the runner restarts: it no longer knows the run
+        await env.sleep(timedelta(seconds=spec.policy.waiting_probe_s * 1.5))
+        final = await handle.result()
+    assert probes_while_held >= 2  # it kept checking while the runner held the run
+    assert final is not None and final.status == RunStatus.FAILED
+    assert final.status_reason == FailureReason.RUNNER_LOST
+    # Nobody will answer a question whose run is gone: it is cancelled, not left pending.
+    assert [i.status for i in store.interaction("ask-1")] == ["pending", "cancelled"]
+    assert runner.replies == []
+    assert store.statuses(spec.run_id)[-2:] == ["waiting_for_input", "failed"]
+
+
+async def test_an_answer_the_runner_never_got_is_not_recorded_resolved(
+    env: WorkflowEnvironment,
+) -> None:
+    spec = run_spec(new_session())
+    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
+    async with worker(env.client, runner, store) as task_queue:
+        await submit(env.client, task_queue, spec)
+        handle = session_handle(env.client, spec.session_id)
+        await waiting_on(handle, "ask-1")
+        runner.lost.add(spec.run_id)  # lost between two probes, before the answer comes
+        answer = RespondSignal(
+            run_id=spec.run_id, interaction_id="ask-1", response={"option_id": "allow"}
+        )
+        await handle.signal(SessionRunWorkflow.respond, answer)
+        final = await handle.result()
+    assert final is not None and final.status == RunStatus.FAILED
+    assert final.status_reason == FailureReason.RUNNER_LOST
+    assert [i.status for i in store.interaction("ask-1")] == ["pending", "cancelled"]
+
+
+async def test_a_runner_that_stays_unreachable_ends_a_waiting_run_runner_lost(
+    env: WorkflowEnvironment,
+) -> None:
+    spec = run_spec(new_session())
+    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
+    async with worker(env.client, runner, store) as task_queue:
+        await submit(env.client, task_queue, spec)
+        handle = session_handle(env.client, spec.session_id)
+        await waiting_on(handle, "ask-1")
+        runner.down = True
+        policy = spec.policy
+        await env.sleep(timedelta(seconds=policy.waiting_probe_s + policy.runner_lost_timeout_s))
+        final = await handle.result()
+    assert final is not None and final.status == RunStatus.FAILED
+    assert final.status_reason == FailureReason.RUNNER_LOST
+    assert len(runner.probes) > 1  # retried until the runner counted as lost
+    assert [i.status for i in store.interaction("ask-1")] == ["pending", "cancelled"]

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     runner_lost_timeout_s: float = 30.0
     follow_heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
+    # While a run waits for a human, check this often that its runner still holds it.
+    waiting_probe_s: float = 60.0
     cancel_grace_s: float = 10.0
     # Continue-as-new a session's execution past this many history events (0: when Temporal
     # suggests it). Tests lower it to exercise the hand-over.

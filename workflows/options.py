@@ -79,6 +79,19 @@ def runner_call(policy: RunPolicy) -> dict[str, Any]:
     }
 
 
+def probe(policy: RunPolicy) -> dict[str, Any]:
+    """Is the waiting run's runner still there? Retried until the runner counts as lost."""
+    return {
+        "start_to_close_timeout": timedelta(seconds=10),
+        "schedule_to_close_timeout": timedelta(seconds=max(policy.runner_lost_timeout_s, 1.0)),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=250),
+            maximum_interval=timedelta(seconds=5),
+            non_retryable_error_types=[ErrorType.RUNNER_LOST],
+        ),
+    }
+
+
 def cancel_call(policy: RunPolicy) -> dict[str, Any]:
     grace = timedelta(seconds=max(policy.cancel_grace_s, 1.0))
     return {

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         FollowInput,
         InteractionRecord,
         PendingInteraction,
+        ProbeInput,
         RecordRunInput,
         RespondSignal,
         RunSpec,
@@ -54,6 +55,12 @@ with workflow.unsafe.imports_passed_through():
 
 
 T = TypeVar("T")
+
+# Patches (``workflow.patched``): histories recorded before them replay the old commands.
+# A waiting run wakes now and then to check that its runner still holds it.
+PROBE_WHILE_WAITING = "probe-runner-while-waiting"
+# An answer is recorded ``resolved`` only once the runner took it.
+DELIVER_BEFORE_RESOLVED = "deliver-answer-before-resolved"
 
 
 class RunDriver:
@@ -217,42 +224,72 @@ class RunDriver:
         await self.transition(RunStatus.WAITING_FOR_INPUT)
 
     async def _wait_for_human(self) -> None:
+        """Wait for the answer, a cancel or the expiry, then hand the outcome to the runner.
+
+        A probe interval bounds each wait: when it passes with nothing to act on, the runner is
+        asked whether it still holds the run (a lost runner ends the run ``runner_lost``, its
+        interaction cancelled) and the step returns, still waiting, so a long wait can
+        continue-as-new between probes.
+        """
         spec, state = self.spec, self.state
         pending = state.pending_interaction
         assert pending is not None and pending.expires_at is not None
         record = self._interactions[pending.interaction_id]
         workflow.set_current_details(waiting_details(pending))
         remaining = max(timedelta(0), pending.expires_at - workflow.now())
+        probe_after = timedelta(seconds=spec.policy.waiting_probe_s)
+        probing = remaining > probe_after and workflow.patched(PROBE_WHILE_WAITING)
         try:
             await workflow.wait_condition(
-                lambda: self.answer is not None or self.cancel is not None, timeout=remaining
+                lambda: self.answer is not None or self.cancel is not None,
+                timeout=probe_after if probing else remaining,
             )
         except TimeoutError:
-            pass
+            if probing:
+                await self._probe_runner()
+                return
 
         if self.answer is not None:
             answer = self.answer
-            record.status, record.response, record.responder = (
-                "resolved",
-                answer.response,
-                answer.responder,
-            )
+            outcome: str = "resolved"
             reply = InteractionReply(
                 outcome="answered", response=answer.response, responder=answer.responder
             )
         elif self.cancel is not None:
-            record.status, reply = "cancelled", InteractionReply(outcome="cancelled")
+            outcome, reply = "cancelled", InteractionReply(outcome="cancelled")
         else:
-            record.status, reply = "expired", InteractionReply(outcome="expired")
-        record.resolved_at = workflow.now()
-        state.pending_interaction = None
-        state.paused_at = None
-        await self._record_interaction(record)
+            outcome, reply = "expired", InteractionReply(outcome="expired")
 
-        if record.status == "cancelled":
+        if outcome == "cancelled":
+            self._settle(record, outcome)
+            await self._record_interaction(record)
             await self._cancel_on_runner()
             await self._drain_after_cancel()
             raise self._cancelled()
+        if workflow.patched(DELIVER_BEFORE_RESOLVED):
+            # Settled only once delivered: an answer the runner never got is not "resolved"
+            # (a lost runner ends the run, and ``finish`` cancels the still-pending record).
+            await self._deliver(record, reply)
+            self._settle(record, outcome)
+            await self._record_interaction(record)
+        else:
+            self._settle(record, outcome)
+            await self._record_interaction(record)
+            await self._deliver(record, reply)
+        await self.transition(RunStatus.RUNNING)
+
+    def _settle(self, record: InteractionRecord, outcome: str) -> None:
+        """The interaction ends with ``outcome``; the run no longer waits for it."""
+        if outcome == "resolved":
+            assert self.answer is not None
+            record.response, record.responder = self.answer.response, self.answer.responder
+        record.status = outcome  # type: ignore[assignment]
+        record.resolved_at = workflow.now()
+        self.state.pending_interaction = None
+        self.state.paused_at = None
+
+    async def _deliver(self, record: InteractionRecord, reply: InteractionReply) -> None:
+        spec = self.spec
         try:
             await workflow.execute_activity_method(
                 RunActivities.deliver_response,
@@ -262,7 +299,22 @@ class RunDriver:
             )
         except ActivityError as err:
             raise runner_lost(err) from err
-        await self.transition(RunStatus.RUNNING)
+
+    async def _probe_runner(self) -> None:
+        """End the run ``runner_lost`` if its runner no longer holds it (or stays unreachable).
+
+        A regular activity, retried by the server: a local one retries inside the workflow
+        task, which then runs past the retry bound while the runner stays unreachable.
+        """
+        try:
+            await workflow.execute_activity_method(
+                RunActivities.probe_run,
+                ProbeInput(run_id=self.spec.run_id),
+                summary="probe runner",
+                **options.probe(self.spec.policy),
+            )
+        except ActivityError as err:
+            raise runner_lost(err) from err
 
     async def _drain_after_cancel(self) -> None:
         """Persist what the runner sends until ``run.cancelled``, for a bounded time."""

@@ -64,6 +64,8 @@ class RunPolicy(BaseModel):
     heartbeat_timeout_s: float = 15.0
     interaction_expiry_s: float = 24 * 3600.0
     cancel_grace_s: float = 10.0
+    # How often a waiting run checks that its runner still holds it.
+    waiting_probe_s: float = 60.0
     # Continue-as-new once the history is this long (0: only when Temporal suggests it).
     history_events_limit: int = 0
 
@@ -218,6 +220,10 @@ class DeliverInput(BaseModel):
     run_id: str
     interaction_id: str
     reply: InteractionReply
+
+
+class ProbeInput(BaseModel):
+    run_id: str
 
 
 class CancelRunInput(BaseModel):

@@ -27,6 +27,7 @@ TEST_SETTINGS = {
     "TETHER_FOLLOW_HEARTBEAT_TIMEOUT_S": "2",
     "TETHER_RUNNER_KEEPALIVE_S": "0.5",
     "TETHER_CANCEL_GRACE_S": "3",
+    "TETHER_WAITING_PROBE_S": "1",
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
 }
