@@ -5,11 +5,25 @@ Defaults run the embedded stack (Temporal dev server, SQLite) on this machine wi
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_RUNNER_TOKEN = "tether-dev-runner-token"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or a host name) is this machine only."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -35,7 +49,12 @@ class Settings(BaseSettings):
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
     runner_url: str | None = None  # where workers reach the runner; default: host and port
-    runner_token: SecretStr = SecretStr("tether-dev-runner-token")
+    # The shared secret of runner calls: workers send it, runners accept it. The default is
+    # for the loopback dev stack only (the runner refuses it on any other address).
+    runner_token: SecretStr = SecretStr(DEV_RUNNER_TOKEN)
+    # Tokens a runner still accepts beside ``runner_token`` while a rotation is under way
+    # (comma-separated); workers never send them.
+    runner_previous_tokens: SecretStr = SecretStr("")
     runner_replica_id: str = "runner-1"
     runner_keepalive_s: float = 5.0
     runner_retention_s: float = 3600.0
@@ -78,6 +97,13 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self
+
+    @property
+    def runner_accepted_tokens(self) -> list[str]:
+        """Every token a runner accepts: ``runner_token`` and the previous ones still valid."""
+        previous = self.runner_previous_tokens.get_secret_value().split(",")
+        tokens = [self.runner_token.get_secret_value(), *previous]
+        return [t.strip() for t in tokens if t.strip()]
 
     @property
     def runner_base_url(self) -> str:
