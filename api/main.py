@@ -10,17 +10,21 @@ from fastapi import FastAPI
 from api import errors, metrics
 from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
+from tether.secret_box import SecretBox
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Fails here, before serving, without TETHER_SECRETS_KEY: webhook secrets need it.
+    secret_box = SecretBox.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         app.state.settings = settings
+        app.state.secret_box = secret_box
         app.state.db = session_factory(engine)
         app.state.temporal = await connect(settings)
         try:

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     # the largest body accepted.
     webhook_tolerance_s: float = 300.0
     webhook_max_body_bytes: int = 256 * 1024
+    # Seals webhook secrets in the store (AES-GCM, tether/secret_box.py): 32 random bytes in
+    # base64. No default: `tether dev` generates one into data_dir. Previous keys (comma-
+    # separated) still open values sealed before a rotation until `tether migrate` reseals them.
+    secrets_key: SecretStr | None = None
+    secrets_previous_keys: SecretStr = SecretStr("")
+    # How long a rotated webhook secret stays valid beside the new one, unless the rotation
+    # says otherwise.
+    webhook_secret_overlap_s: float = 24 * 3600.0
 
     # Tenancy: every row and workflow carries a project; API keys will pick it later.
     default_project_id: str = "default"
