@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         ""  # how users reach the API (links in the Temporal UI); default: host+port
     )
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
+    # HTTP hardening (api/hardening.py). /docs, /redoc, /openapi.json and /metrics are served
+    # only when on (`tether dev` turns them on). Allowed hosts: comma-separated `Host` names,
+    # `*.example.com` patterns or `*`; default: loopback names and public_api_url's host. CORS
+    # origins: comma-separated; none means no CORS headers at all.
+    api_docs: bool = False
+    api_metrics: bool = False
+    allowed_hosts: str = ""
+    cors_origins: str = ""
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
     runner_url: str | None = None  # where workers reach the runner; default: host and port

@@ -30,6 +30,9 @@ TEST_SETTINGS = {
     "TETHER_CANCEL_GRACE_S": "3",
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
+    # As under `tether dev`: tests read /metrics and /openapi.json.
+    "TETHER_API_DOCS": "true",
+    "TETHER_API_METRICS": "true",
 }
 
 

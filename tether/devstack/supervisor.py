@@ -97,6 +97,14 @@ def app_services(
     ]
 
 
+def dev_stack_switches(settings: Settings) -> dict[str, str]:
+    """On the dev stack the API serves /docs and /metrics, unless the user said otherwise."""
+    switches = {"api_docs": "TETHER_API_DOCS", "api_metrics": "TETHER_API_METRICS"}
+    return {
+        env: "true" for field, env in switches.items() if field not in settings.model_fields_set
+    }
+
+
 def banner(settings: Settings, logs: Path) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
@@ -133,7 +141,8 @@ async def run_dev(settings: Settings) -> None:
         print(f"migrating the store at {settings.database_url} ...", flush=True)
         box = SecretBox.from_settings(settings)
         await migrate_store(settings.database_url, settings.default_project_id, box)
-        for service, ready_url in app_services(settings, logs, secrets_env):
+        env = {**dev_stack_switches(settings), **secrets_env}
+        for service, ready_url in app_services(settings, logs, env):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
             if ready_url:
