@@ -11,6 +11,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from tether.secret_box import SecretBox
 from tether.settings import Settings
 
 
@@ -36,11 +37,16 @@ def _project(settings: Annotated[Settings, Depends(_settings)]) -> str:
     return settings.default_project_id
 
 
+def _secret_box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 DbDep = Annotated[AsyncSession, Depends(_db)]
 DbFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_db_factory)]
 ProjectDep = Annotated[str, Depends(_project)]
+SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 
 
 @dataclass(frozen=True)

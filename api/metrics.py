@@ -80,7 +80,9 @@ async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: FastAPI) -> None:
-    """Measure every request and serve ``GET /metrics`` (unauthenticated, like ``/healthz``)."""
+def install(app: FastAPI, *, serve: bool = True) -> None:
+    """Measure every request and, with ``serve`` (``TETHER_API_METRICS``), serve ``GET
+    /metrics`` (unauthenticated, like ``/healthz``)."""
     app.add_middleware(MetricsMiddleware)
-    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    if serve:
+        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)

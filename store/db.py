@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from store.models import Project
+from tether.secret_box import SecretBox
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -111,16 +112,21 @@ def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def migrate(url: str | URL, revision: str = "head") -> None:
+async def migrate(
+    url: str | URL, revision: str = "head", *, secret_box: SecretBox | None = None
+) -> None:
     """Bring the database at ``url`` up to ``revision`` (Alembic ``upgrade``); idempotent.
 
     Alembic runs on a connection lent by an async engine (``run_sync``), so this works inside
-    a running event loop and needs no ``alembic.ini``.
+    a running event loop and needs no ``alembic.ini``. ``secret_box`` seals the webhook secrets
+    a migration finds in clear (default: the one of the settings, if there are any to seal).
     """
     engine = create_engine(url)
+    config = alembic_config(url)
+    config.attributes["secret_box"] = secret_box
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, alembic_config(url), revision)
+            await connection.run_sync(_upgrade, config, revision)
     finally:
         await engine.dispose()
 
@@ -143,19 +149,26 @@ async def ensure_project(session: AsyncSession, project_id: str, name: str) -> N
     await session.execute(stmt.on_conflict_do_nothing(index_elements=[Project.project_id]))
 
 
-async def migrate_store(url: str | URL, project_id: str) -> str:
+async def migrate_store(
+    url: str | URL, project_id: str, secret_box: SecretBox | None = None
+) -> str:
     """What ``tether migrate`` and ``python -m store migrate`` both do: migrate the store at
-    ``url`` to the latest schema, then make sure the project ``project_id`` exists.
+    ``url`` to the latest schema, then make sure the project ``project_id`` exists, and, given
+    a ``secret_box``, seal again with its current key the secrets sealed with a previous one.
 
     The first migration creates the project "default"; a deployment may configure another one
     (``TETHER_DEFAULT_PROJECT_ID``). Idempotent. Returns the URL migrated, its password hidden,
     for the caller to show.
     """
-    await migrate(url)
+    from store.triggers import reseal_webhook_secrets  # store.triggers imports this module
+
+    await migrate(url, secret_box=secret_box)
     engine = create_engine(url)
     try:
         async with session_factory(engine).begin() as session:
             await ensure_project(session, project_id, project_id)
+            if secret_box is not None:
+                await reseal_webhook_secrets(session, secret_box)
     finally:
         await engine.dispose()
     return make_url(normalize_url(url)).render_as_string(hide_password=True)

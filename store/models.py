@@ -262,8 +262,12 @@ class TriggerRow(Base):
     target: Mapped[dict[str, Any]]
     schedule: Mapped[dict[str, Any] | None]
     webhook: Mapped[dict[str, Any] | None]
-    # Kept in clear: verifying an HMAC needs the key itself (unlike API keys, kept hashed).
-    webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    # Verifying an HMAC needs the key itself (unlike API keys, kept hashed), so it is sealed
+    # (tether/secret_box.py, for ``triggers/<trigger_id>``), never hashed nor in clear.
+    webhook_secret: Mapped[str | None] = mapped_column(String(1024))
+    # The secret before the last rotation, still accepted until ``webhook_previous_valid_until``.
+    webhook_previous_secret: Mapped[str | None] = mapped_column(String(1024))
+    webhook_previous_valid_until: Mapped[datetime | None]
     paused: Mapped[bool] = mapped_column(default=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime]

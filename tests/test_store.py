@@ -106,7 +106,7 @@ async def test_migration_creates_every_table_and_is_idempotent(database_url: str
     finally:
         await engine.dispose()
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert version == "0005"
+    assert version == "0006"
     assert projects == [("default",)]
 
 
@@ -127,7 +127,7 @@ async def test_migrate_from_any_directory_creates_the_sqlite_folder(
     engine = create_engine("sqlite:///data/nested/tether.db")
     try:
         async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
     finally:
         await engine.dispose()
     assert (tmp_path / "data" / "nested" / "tether.db").is_file()

@@ -5,11 +5,25 @@ Defaults run the embedded stack (Temporal dev server, SQLite) on this machine wi
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_RUNNER_TOKEN = "tether-dev-runner-token"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or a host name) is this machine only."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -32,10 +46,23 @@ class Settings(BaseSettings):
         ""  # how users reach the API (links in the Temporal UI); default: host+port
     )
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
+    # HTTP hardening (api/hardening.py). /docs, /redoc, /openapi.json and /metrics are served
+    # only when on (`tether dev` turns them on). Allowed hosts: comma-separated `Host` names,
+    # `*.example.com` patterns or `*`; default: loopback names and public_api_url's host. CORS
+    # origins: comma-separated; none means no CORS headers at all.
+    api_docs: bool = False
+    api_metrics: bool = False
+    allowed_hosts: str = ""
+    cors_origins: str = ""
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
     runner_url: str | None = None  # where workers reach the runner; default: host and port
-    runner_token: SecretStr = SecretStr("tether-dev-runner-token")
+    # The shared secret of runner calls: workers send it, runners accept it. The default is
+    # for the loopback dev stack only (the runner refuses it on any other address).
+    runner_token: SecretStr = SecretStr(DEV_RUNNER_TOKEN)
+    # Tokens a runner still accepts beside ``runner_token`` while a rotation is under way
+    # (comma-separated); workers never send them.
+    runner_previous_tokens: SecretStr = SecretStr("")
     runner_replica_id: str = "runner-1"
     runner_keepalive_s: float = 5.0
     runner_retention_s: float = 3600.0
@@ -56,6 +83,14 @@ class Settings(BaseSettings):
     # the largest body accepted.
     webhook_tolerance_s: float = 300.0
     webhook_max_body_bytes: int = 256 * 1024
+    # Seals webhook secrets in the store (AES-GCM, tether/secret_box.py): 32 random bytes in
+    # base64. No default: `tether dev` generates one into data_dir. Previous keys (comma-
+    # separated) still open values sealed before a rotation until `tether migrate` reseals them.
+    secrets_key: SecretStr | None = None
+    secrets_previous_keys: SecretStr = SecretStr("")
+    # How long a rotated webhook secret stays valid beside the new one, unless the rotation
+    # says otherwise.
+    webhook_secret_overlap_s: float = 24 * 3600.0
 
     # Tenancy: every row and workflow carries a project; API keys will pick it later.
     default_project_id: str = "default"
@@ -80,6 +115,13 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self
+
+    @property
+    def runner_accepted_tokens(self) -> list[str]:
+        """Every token a runner accepts: ``runner_token`` and the previous ones still valid."""
+        previous = self.runner_previous_tokens.get_secret_value().split(",")
+        tokens = [self.runner_token.get_secret_value(), *previous]
+        return [t.strip() for t in tokens if t.strip()]
 
     @property
     def runner_base_url(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import Headers
 
-from api.deps import DbDep, ProjectDep, SettingsDep, TemporalDep
+from api.deps import DbDep, ProjectDep, SecretBoxDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
@@ -56,6 +56,7 @@ async def fire_trigger(
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
+    secret_box: SecretBoxDep,
 ) -> FireAccepted:
     """Fire the trigger.
 
@@ -68,7 +69,7 @@ async def fire_trigger(
     found = await triggers.find_trigger(db, trigger_id)
     if found is None:
         raise not_found("trigger", trigger_id)
-    trigger, secret = found.record, found.secret
+    trigger = found.record
     if trigger.kind == TriggerKind.SCHEDULE:
         if trigger.project_id != project_id:
             raise not_found("trigger", trigger_id)
@@ -79,10 +80,9 @@ async def fire_trigger(
     body = await _read_body(request, settings.webhook_max_body_bytes)
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     signature = request.headers.get(SIGNATURE_HEADER)
-    if not secret:  # never verify against an empty key: anyone could sign with it
-        raise ApiError(401, "invalid_signature", "the trigger has no signing secret")
+    secrets = found.signing_secrets(secret_box, datetime.now(UTC))
     try:
-        verify(secret, body, timestamp, signature, tolerance_s=settings.webhook_tolerance_s)
+        verify(secrets, body, timestamp, signature, tolerance_s=settings.webhook_tolerance_s)
     except SignatureError as err:
         raise ApiError(401, err.code, err.message) from err
     _require_active(trigger)

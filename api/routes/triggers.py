@@ -7,19 +7,29 @@ Firing (webhooks and "fire now") is in ``api.routes.trigger_fire``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.agents_catalog import require_agent
-from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
+from api.deps import (
+    DbDep,
+    DbFactoryDep,
+    PageDep,
+    ProjectDep,
+    SecretBoxDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import ApiError, not_found
 from api.schemas.triggers import (
     BackfillAccepted,
     BackfillCreate,
     DeliveryList,
     DeliveryPublic,
+    SecretRotated,
+    SecretRotation,
     TriggerCreate,
     TriggerCreated,
     TriggerList,
@@ -89,6 +99,7 @@ async def create_trigger(
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
+    secret_box: SecretBoxDep,
 ) -> TriggerCreated:
     """Create a trigger. A webhook's signing secret is in this answer only."""
     await require_agent(db, body.target.agent)
@@ -115,7 +126,7 @@ async def create_trigger(
     secret = ((body.webhook and body.webhook.secret) or new_secret()) if webhook else None
     # The row first: a schedule may fire at once, and its firing reads the trigger.
     async with db_factory.begin() as session:
-        await triggers.insert_trigger(session, record, secret)
+        await triggers.insert_trigger(session, record, secret, secret_box)
     if not webhook:
         try:
             await schedules.create_schedule(temporal, record, settings)
@@ -176,6 +187,38 @@ async def update_trigger(
     async with db_factory.begin() as session:
         await triggers.save_trigger(session, updated)
     return trigger_view(updated, settings)
+
+
+@router.post("/{trigger_id}/rotate-secret", response_model=SecretRotated)
+async def rotate_trigger_secret(
+    trigger_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+    secret_box: SecretBoxDep,
+    body: SecretRotation | None = None,
+) -> SecretRotated:
+    """Give a webhook a new signing secret, shown once in this answer. The current one stays
+    valid until the overlap ends, so senders can switch without a refused event; a secret
+    left from an earlier rotation stops being valid now."""
+    trigger = await _trigger(db, project_id, trigger_id)
+    if trigger.kind != TriggerKind.WEBHOOK:
+        raise ApiError(409, "not_a_webhook", "only webhook triggers have a signing secret")
+    body = body or SecretRotation()
+    now = datetime.now(UTC)
+    overlap_s = settings.webhook_secret_overlap_s if body.overlap_s is None else body.overlap_s
+    valid_until = body.valid_until or now + timedelta(seconds=overlap_s)
+    secret = new_secret()
+    async with db_factory.begin() as session:
+        await triggers.rotate_webhook_secret(
+            session, trigger_id, secret, valid_until, now, secret_box
+        )
+    return SecretRotated(
+        trigger_id=trigger_id,
+        secret=secret,
+        previous_valid_until=valid_until if valid_until > now else None,
+    )
 
 
 class Pauser:

@@ -61,10 +61,14 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _migrate(_: argparse.Namespace) -> None:
     from store.db import migrate_store
+    from tether.devstack.dev_secrets import with_dev_secrets
+    from tether.secret_box import SecretBox
     from tether.settings import get_settings
 
-    settings = get_settings()
-    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id))
+    # The dev stack's own key, if it made one and none is configured.
+    settings, _env = with_dev_secrets(get_settings(), create=False)
+    box = SecretBox.from_settings_if_set(settings)
+    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id, box))
     print(f"migrated {shown}")
 
 

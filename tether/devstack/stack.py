@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import migrate
 from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.temporal import start_temporal
+from tether.secret_box import new_key
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -30,6 +31,9 @@ TEST_SETTINGS = {
     "TETHER_WAITING_PROBE_S": "1",
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
+    # As under `tether dev`: tests read /metrics and /openapi.json.
+    "TETHER_API_DOCS": "true",
+    "TETHER_API_METRICS": "true",
 }
 
 
@@ -74,6 +78,7 @@ class Stack:
             "TETHER_RUNNER_PORT": str(self.runner_port),
             "TETHER_API_PORT": str(self.api_port),
             "TETHER_DATA_DIR": str(workdir),
+            "TETHER_SECRETS_KEY": new_key(),
             **settings,
         }
         py = sys.executable

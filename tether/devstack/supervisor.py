@@ -16,8 +16,10 @@ from pathlib import Path
 from temporalio.client import Client
 
 from store.db import migrate_store
+from tether.devstack.dev_secrets import with_dev_secrets
 from tether.devstack.processes import Service, venv_binary, wait_http
 from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
+from tether.secret_box import SecretBox
 from tether.settings import Settings
 
 
@@ -57,16 +59,20 @@ async def wait_temporal(settings: Settings, service: Service, timeout: float = 6
             await asyncio.sleep(0.2)
 
 
-def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
-    """Runner, worker and API processes, each with the URL that says it is ready."""
+def app_services(
+    settings: Settings, logs: Path, env: dict[str, str] | None = None
+) -> list[tuple[Service, str]]:
+    """Runner, worker and API processes, each with the URL that says it is ready; ``env`` is
+    added to each one's environment."""
+    env = env or {}
     py = sys.executable
     api = f"http://{settings.api_host}:{settings.api_port}"
     return [
         (
-            Service("runner", [py, "-m", "runner"], {}, logs / "runner.log"),
+            Service("runner", [py, "-m", "runner"], env, logs / "runner.log"),
             settings.runner_base_url + "/healthz",
         ),
-        (Service("worker", [py, "-m", "worker"], {}, logs / "worker.log"), ""),
+        (Service("worker", [py, "-m", "worker"], env, logs / "worker.log"), ""),
         (
             Service(
                 "api",
@@ -83,12 +89,20 @@ def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
                     "--log-level",
                     "warning",
                 ],
-                {},
+                env,
                 logs / "api.log",
             ),
             f"{api}/readyz",
         ),
     ]
+
+
+def dev_stack_switches(settings: Settings) -> dict[str, str]:
+    """On the dev stack the API serves /docs and /metrics, unless the user said otherwise."""
+    switches = {"api_docs": "TETHER_API_DOCS", "api_metrics": "TETHER_API_METRICS"}
+    return {
+        env: "true" for field, env in switches.items() if field not in settings.model_fields_set
+    }
 
 
 def banner(settings: Settings, logs: Path) -> str:
@@ -123,9 +137,12 @@ async def run_dev(settings: Settings) -> None:
         print(f"starting Temporal dev server on {settings.temporal_address} ...", flush=True)
         temporal.start()
         await wait_temporal(settings, temporal)
+        settings, secrets_env = with_dev_secrets(settings, create=True)
         print(f"migrating the store at {settings.database_url} ...", flush=True)
-        await migrate_store(settings.database_url, settings.default_project_id)
-        for service, ready_url in app_services(settings, logs):
+        box = SecretBox.from_settings(settings)
+        await migrate_store(settings.database_url, settings.default_project_id, box)
+        env = {**dev_stack_switches(settings), **secrets_env}
+        for service, ready_url in app_services(settings, logs, env):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
             if ready_url:
