@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
     task_queue: str = "tether-runs"
+    # Payload encryption (tether/codec.py): "kid:base64key,kid:base64key", the first encrypts,
+    # all decrypt. Empty: payloads reach Temporal in clear.
+    payload_keys: SecretStr = SecretStr("")
 
     # Processes.
     api_host: str = "127.0.0.1"
