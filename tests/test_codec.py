@@ -4,6 +4,7 @@ encryption on, Temporal's database holds none of a run's input, transcript, answ
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
@@ -18,6 +19,7 @@ from tether.codec import (
     PayloadKeys,
     new_key_entry,
 )
+from tether.devstack.supervisor import dev_payload_keys
 from tether.settings import Settings
 from tether.temporal import data_converter
 
@@ -132,3 +134,17 @@ async def test_the_data_converter_encrypts_values_and_failure_messages() -> None
     assert "secret" not in failure.message
     assert b"secret" not in failure.SerializeToString()
     assert "secret plan" in str(await converter.decode_failure(failure))
+
+
+def test_the_dev_stack_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None:
+    first = dev_payload_keys(Settings(payload_keys=""), tmp_path)
+    keys = PayloadKeys.parse(first["TETHER_PAYLOAD_KEYS"])
+    assert keys is not None and keys.current == "dev-1"
+    assert (tmp_path / "payload-keys").stat().st_mode & 0o777 == 0o600
+    # A restart reuses it: what the first start encrypted still decodes.
+    assert dev_payload_keys(Settings(payload_keys=""), tmp_path) == first
+    # A configured key wins, and the processes read it from the settings themselves.
+    assert dev_payload_keys(Settings(payload_keys=OLD), tmp_path / "elsewhere") == {}
+    (tmp_path / "payload-keys").write_text("dev-1:not a key\n")
+    with pytest.raises(PayloadKeyError, match="not valid base64"):
+        dev_payload_keys(Settings(payload_keys=""), tmp_path)

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue: str = "tether-runs"
     # Payload encryption (tether/codec.py): "kid:base64key,kid:base64key", the first encrypts,
-    # all decrypt. Empty: payloads reach Temporal in clear.
+    # all decrypt. Empty: payloads reach Temporal in clear, except under ``tether dev``, which
+    # generates a key into data_dir on first start.
     payload_keys: SecretStr = SecretStr("")
 
     # Processes.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from store.db import migrate_store
+from tether.codec import PayloadKeys, new_key_entry
 from tether.devstack.processes import Service, venv_binary, wait_http
 from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
 from tether.settings import Settings
@@ -42,6 +44,22 @@ def temporal_argv(settings: Settings, db_file: Path, *, ui: bool = True) -> list
     return argv
 
 
+def dev_payload_keys(settings: Settings, data: Path) -> dict[str, str]:
+    """The dev stack encrypts payloads: with ``TETHER_PAYLOAD_KEYS`` if set, else with a key it
+    generates into ``data/payload-keys`` on first start and reuses after. Answers the
+    environment the child processes need (empty when the setting is already there)."""
+    if settings.payload_keys.get_secret_value():
+        return {}
+    path = data / "payload-keys"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(new_key_entry("dev-1") + "\n")
+    keys = path.read_text().strip()
+    PayloadKeys.parse(keys)  # a hand-edited file that is malformed fails here, clearly
+    return {"TETHER_PAYLOAD_KEYS": keys}
+
+
 async def wait_temporal(settings: Settings, service: Service, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -57,8 +75,12 @@ async def wait_temporal(settings: Settings, service: Service, timeout: float = 6
             await asyncio.sleep(0.2)
 
 
-def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
-    """Runner, worker and API processes, each with the URL that says it is ready."""
+def app_services(
+    settings: Settings, logs: Path, temporal_env: dict[str, str] | None = None
+) -> list[tuple[Service, str]]:
+    """Runner, worker and API processes, each with the URL that says it is ready.
+    ``temporal_env`` goes to the processes that talk to Temporal (worker and API) only."""
+    env = temporal_env or {}
     py = sys.executable
     api = f"http://{settings.api_host}:{settings.api_port}"
     return [
@@ -66,7 +88,7 @@ def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
             Service("runner", [py, "-m", "runner"], {}, logs / "runner.log"),
             settings.runner_base_url + "/healthz",
         ),
-        (Service("worker", [py, "-m", "worker"], {}, logs / "worker.log"), ""),
+        (Service("worker", [py, "-m", "worker"], env, logs / "worker.log"), ""),
         (
             Service(
                 "api",
@@ -83,7 +105,7 @@ def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
                     "--log-level",
                     "warning",
                 ],
-                {},
+                env,
                 logs / "api.log",
             ),
             f"{api}/readyz",
@@ -125,7 +147,8 @@ async def run_dev(settings: Settings) -> None:
         await wait_temporal(settings, temporal)
         print(f"migrating the store at {settings.database_url} ...", flush=True)
         await migrate_store(settings.database_url, settings.default_project_id)
-        for service, ready_url in app_services(settings, logs):
+        env = dev_payload_keys(settings, data)
+        for service, ready_url in app_services(settings, logs, env):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
             if ready_url:
