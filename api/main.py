@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, metrics
-from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
+from api.routes import agents, codec, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
@@ -36,8 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     metrics.install(app)
-    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, health):
+    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, codec, health):
         app.include_router(module.router)
+    codec.install_cors(app, settings.codec_cors_origin_list)
     return app
 
 

@@ -1,5 +1,6 @@
-"""The payload codec: AES-GCM with key IDs and rotation (unit tests), and end to end: with
-encryption on, Temporal's database holds none of a run's input, transcript, answer or output."""
+"""The payload codec: AES-GCM with key IDs and rotation (unit tests); the API's codec endpoint
+the Temporal UI calls; and end to end: with encryption on, Temporal's database holds none of a
+run's input, transcript, answer or output."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import base64
 from pathlib import Path
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.failure.v1 import Failure
 
 from tether.codec import (
@@ -19,6 +21,7 @@ from tether.codec import (
     PayloadKeys,
     new_key_entry,
 )
+from tether.devstack.stack import Stack
 from tether.devstack.supervisor import dev_payload_keys
 from tether.settings import Settings
 from tether.temporal import data_converter
@@ -148,3 +151,92 @@ def test_the_dev_stack_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None
     (tmp_path / "payload-keys").write_text("dev-1:not a key\n")
     with pytest.raises(PayloadKeyError, match="not valid base64"):
         dev_payload_keys(Settings(payload_keys=""), tmp_path)
+
+
+# The codec endpoint (the Temporal remote codec protocol: proto3 JSON, bytes as base64).
+
+
+def _wire(*payloads: Payload) -> dict:
+    return json_format.MessageToDict(Payloads(payloads=payloads))
+
+
+def _unwire(body: dict) -> list[Payload]:
+    return list(json_format.ParseDict(body, Payloads()).payloads)
+
+
+UI = {"Origin": "http://127.0.0.1:8233"}  # the dev server's UI, the default allowed origin
+
+
+async def test_the_codec_endpoint_encodes_and_decodes_with_the_stacks_key(stack: Stack) -> None:
+    plain = _payload("what the UI shows")
+    async with stack.client() as client:
+        encoded = await client.post(
+            "/codec/encode", json=_wire(plain), headers={"X-Namespace": "default", **UI}
+        )
+        assert encoded.status_code == 200, encoded.text
+        assert encoded.headers["access-control-allow-origin"] == UI["Origin"]
+        [sealed] = _unwire(encoded.json())
+        assert sealed.metadata["encoding"] == ENCODING
+        # What the endpoint encrypts, the workers' codec reads, and back.
+        codec = stack.data_converter().payload_codec
+        assert codec is not None and await codec.decode([sealed]) == [plain]
+        [from_worker] = await codec.encode([plain])
+        decoded = await client.post("/codec/decode", json=_wire(from_worker, plain))
+        assert decoded.status_code == 200, decoded.text
+        assert _unwire(decoded.json()) == [plain, plain]  # clear payloads come back as they are
+
+
+async def test_the_codec_endpoint_refuses_what_it_cannot_decode(stack: Stack) -> None:
+    [foreign] = await _codec(new_key_entry("elsewhere")).encode([_payload("x")])
+    async with stack.client() as client:
+        unknown = await client.post("/codec/decode", json=_wire(_payload("ok"), foreign))
+        assert unknown.status_code == 422
+        error = unknown.json()["error"]
+        assert error["code"] == "payload_not_decodable" and error["details"] == {"index": 1}
+        assert "'elsewhere', which is not in TETHER_PAYLOAD_KEYS" in error["message"]
+
+        codec = stack.data_converter().payload_codec
+        assert codec is not None
+        [sealed] = await codec.encode([_payload("x")])
+        tampered = Payload(metadata=dict(sealed.metadata), data=sealed.data[:-1] + b"\0")
+        altered = await client.post("/codec/decode", json=_wire(tampered))
+        assert altered.status_code == 422 and "fails authentication" in altered.text
+
+        not_base64 = await client.post(
+            "/codec/decode", json={"payloads": [{"metadata": {}, "data": "%%%"}]}
+        )
+        assert not_base64.status_code == 422 and "data is not base64" in not_base64.text
+        not_payloads = await client.post("/codec/decode", json={"items": []})
+        assert not_payloads.status_code == 422
+
+        other = await client.post(
+            "/codec/decode", json=_wire(_payload("x")), headers={"X-Namespace": "other"}
+        )
+        assert other.status_code == 400
+        assert other.json()["error"]["code"] == "namespace_not_served"
+
+
+async def test_only_the_codec_answers_cors_and_only_to_the_ui_origin(stack: Stack) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-namespace",
+    }
+    async with stack.client() as client:
+        allowed = await client.options("/codec/decode", headers={**UI, **preflight})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == UI["Origin"]
+        assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
+
+        stranger = {"Origin": "http://evil.example", **preflight}
+        refused = await client.options("/codec/decode", headers=stranger)
+        assert refused.status_code == 400
+        assert "access-control-allow-origin" not in refused.headers
+        decoded = await client.post(
+            "/codec/decode", json=_wire(_payload("x")), headers={"Origin": "http://evil.example"}
+        )
+        assert "access-control-allow-origin" not in decoded.headers
+
+        # The rest of the API gives the UI's page nothing.
+        runs = await client.get("/v1/runs", headers=UI)
+        assert runs.status_code == 200
+        assert "access-control-allow-origin" not in runs.headers

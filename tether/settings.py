@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # all decrypt. Empty: payloads reach Temporal in clear, except under ``tether dev``, which
     # generates a key into data_dir on first start.
     payload_keys: SecretStr = SecretStr("")
+    # Origins (comma-separated) whose pages may call /codec/encode and /codec/decode: the
+    # Temporal UI. Default: the dev server's UI on this machine.
+    codec_cors_origins: str = ""
 
     # Processes.
     api_host: str = "127.0.0.1"
@@ -79,9 +82,16 @@ class Settings(BaseSettings):
     def _embedded_database(self) -> Settings:
         if not self.public_api_url:
             self.public_api_url = f"http://{self.api_host}:{self.api_port}"
+        if not self.codec_cors_origins:
+            port = self.temporal_ui_port
+            self.codec_cors_origins = f"http://127.0.0.1:{port},http://localhost:{port}"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self
+
+    @property
+    def codec_cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
 
     @property
     def runner_base_url(self) -> str:

@@ -40,7 +40,12 @@ def temporal_argv(settings: Settings, db_file: Path, *, ui: bool = True) -> list
         *search_attribute_flags(),
         *DEV_SERVER_TUNING,
     ]
-    argv += ["--ui-port", str(settings.temporal_ui_port)] if ui else ["--headless"]
+    if ui:
+        # The UI shows payloads in clear through the API's codec endpoint (api/routes/codec.py).
+        argv += ["--ui-port", str(settings.temporal_ui_port)]
+        argv += ["--ui-codec-endpoint", f"{settings.public_api_url.rstrip('/')}/codec"]
+    else:
+        argv += ["--headless"]
     return argv
 
 
@@ -119,7 +124,8 @@ def banner(settings: Settings, logs: Path) -> str:
     return f"""
 Tether is running.
   API docs     {api}/docs
-  Temporal UI  http://{ui_host}:{settings.temporal_ui_port}
+  Temporal UI  http://{ui_host}:{settings.temporal_ui_port} (payloads are encrypted; it decodes
+               them through {settings.public_api_url.rstrip("/")}/codec)
   Logs         {logs}/
 Try:
   curl -s -X POST {api}/v1/runs -H 'content-type: application/json' \\
