@@ -4,14 +4,25 @@ run's input, transcript, answer or output."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payload, Payloads
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
 
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tests.fixtures_db import migrated_database
 from tether.codec import (
     ENCODING,
     KEY_ID,
@@ -21,8 +32,10 @@ from tether.codec import (
     PayloadKeys,
     new_key_entry,
 )
+from tether.devstack.processes import Service, free_port, venv_binary, wait_http
 from tether.devstack.stack import Stack
-from tether.devstack.supervisor import dev_payload_keys
+from tether.devstack.supervisor import dev_payload_keys, temporal_argv, wait_temporal
+from tether.ids import session_workflow_id
 from tether.settings import Settings
 from tether.temporal import data_converter
 
@@ -240,3 +253,185 @@ async def test_only_the_codec_answers_cors_and_only_to_the_ui_origin(stack: Stac
         runs = await client.get("/v1/runs", headers=UI)
         assert runs.status_code == 200
         assert "access-control-allow-origin" not in runs.headers
+
+
+# End to end: a dev server with a database file we can read, as `tether dev` runs it.
+
+
+def _payloads_in(message: Message) -> list[Payload]:
+    """Every payload in a history event, except search attributes (the server indexes those in
+    clear by design)."""
+    if isinstance(message, Payload):
+        return [message]
+    if isinstance(message, SearchAttributes):
+        return []
+    found: list[Payload] = []
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if isinstance(value, Message):
+            found += _payloads_in(value)
+        elif field.message_type.GetOptions().map_entry:  # a map: its values
+            found += [p for item in value.values() for p in _payloads_in(item)]
+        else:  # a repeated field
+            found += [p for item in value for p in _payloads_in(item)]
+    return found
+
+
+def _ours(event: HistoryEvent) -> HistoryEvent:
+    """The event without the SDK's own bookkeeping of a local activity (its marker's ``data``:
+    sequence number, activity type, times), which the SDK writes in clear."""
+    marker = event.marker_recorded_event_attributes
+    if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
+        event = HistoryEvent.FromString(event.SerializeToString())
+        del event.marker_recorded_event_attributes.details["data"]
+    return event
+
+
+def _payload_bytes(history_json: Any) -> bytes:
+    """The data of every payload in a history as JSON (``temporal workflow show -o json``)."""
+    if isinstance(history_json, list):
+        return b"".join(_payload_bytes(item) for item in history_json)
+    if not isinstance(history_json, dict):
+        return b""
+    if isinstance(history_json.get("metadata"), dict) and "data" in history_json:
+        return base64.b64decode(history_json["data"])
+    return b"".join(_payload_bytes(value) for value in history_json.values())
+
+
+def _database_bytes(db_file: Path) -> bytes:
+    """The dev server's SQLite file and its write-ahead log, as they are on disk."""
+    wal = db_file.with_name(db_file.name + "-wal")
+    return db_file.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+FileBacked = tuple[Stack, Path, Settings]
+
+
+@pytest.fixture
+async def file_temporal(tmp_path: Path) -> AsyncIterator[FileBacked]:
+    """A Temporal dev server started as ``tether dev`` starts it (``temporal_argv``: its
+    database in a file, its UI pointed at the codec of ``stack``), and a stack for it, not
+    started; the stack encrypts payloads."""
+    db_file = tmp_path / "temporal.db"
+    settings = Settings(temporal_address=f"127.0.0.1:{free_port()}", temporal_ui_port=free_port())
+    async with migrated_database("sqlite", tmp_path) as url:
+        stack = Stack(
+            temporal_address=settings.temporal_address, database_url=url, workdir=tmp_path
+        )
+        settings.public_api_url = stack.api_url
+        temporal = Service(
+            "temporal", temporal_argv(settings, db_file), {}, tmp_path / "logs" / "temporal.log"
+        ).start()
+        try:
+            await wait_temporal(settings, temporal)
+            yield stack, db_file, settings
+        finally:
+            temporal.stop()
+
+
+@pytest.fixture
+async def file_backed(file_temporal: FileBacked) -> AsyncIterator[FileBacked]:
+    """``file_temporal`` with its stack started."""
+    stack = file_temporal[0]
+    await stack.start()
+    try:
+        yield file_temporal
+    finally:
+        stack.stop()
+
+
+async def test_temporals_database_holds_no_plaintext_of_a_run(file_backed: FileBacked) -> None:
+    stack, db_file, settings = file_backed
+    marker = f"plaintext-marker-{uuid.uuid4().hex}"
+    steps = [
+        {"emit": "message.delta", "data": {"text": f"event {marker}"}},
+        {"ask": {"kind": "input", "prompt": f"prompt {marker}?"}},
+        {"output": f"output {marker}"},
+    ]
+    async with stack.client() as client:
+        started = await client.post(
+            "/v1/runs",
+            json={"agent": "scripted", "input": {"steps": steps, "note": f"input {marker}"}},
+        )
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        interaction = await wait_for_pending_interaction(client, run_id)
+        assert interaction["prompt"] == f"prompt {marker}?"
+        answered = await client.post(
+            f"/v1/interactions/{interaction['interaction_id']}/respond",
+            json={"response": {"text": f"answer {marker}"}},
+        )
+        assert answered.status_code == 202, answered.text
+        run = await wait_for_run(client, run_id, {"completed"})
+
+        # Through the API the run reads as always.
+        assert run["input"]["note"] == f"input {marker}"
+        assert run["result"]["output"] == f"output {marker}"
+        events = (await client.get(f"/v1/runs/{run_id}/events")).json()["events"]
+        assert {"text": f"event {marker}"} in [e["data"] for e in events]
+
+        # Temporal's database has the run (its ID is a search attribute, in clear) and no
+        # trace of the marker.
+        raw = _database_bytes(db_file)
+        assert run_id.encode() in raw
+        assert marker.encode() not in raw
+
+        # Every payload of the history is ciphertext; the codec endpoint reads them.
+        plain_client = await Client.connect(settings.temporal_address)  # no codec: raw bytes
+        handle = plain_client.get_workflow_handle(session_workflow_id(run["session_id"]))
+        history = await handle.fetch_history()
+        payloads = [p for event in history.events for p in _payloads_in(_ours(event))]
+        assert payloads and {p.metadata["encoding"] for p in payloads} == {ENCODING}
+        decoded = await client.post(
+            "/codec/decode", json=_wire(*payloads), headers={"X-Namespace": "default"}
+        )
+        assert decoded.status_code == 200, decoded.text
+        clear = b"".join(p.data for p in _unwire(decoded.json()))
+        for part in ("input", "event", "prompt", "answer", "output"):
+            assert f"{part} {marker}".encode() in clear
+
+    # Temporal's own CLI, pointed at the codec endpoint, shows the history in clear.
+    cli = await asyncio.create_subprocess_exec(
+        venv_binary("temporal"),
+        "workflow",
+        "show",
+        "--workflow-id",
+        handle.id,
+        "--output",
+        "json",
+        "--address",
+        settings.temporal_address,
+        "--codec-endpoint",
+        f"{stack.api_url}/codec",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(cli.communicate(), 60)
+    assert cli.returncode == 0, stderr.decode()
+    shown = _payload_bytes(json.loads(stdout))
+    for part in ("input", "answer", "output"):
+        assert f"{part} {marker}".encode() in shown
+    assert base64.b64encode(ENCODING).decode() not in stdout.decode()  # none left encrypted
+
+    # The UI of the dev server, started as `tether dev` starts it, decodes through the API.
+    async with httpx.AsyncClient() as ui:
+        await wait_http(f"http://127.0.0.1:{settings.temporal_ui_port}/api/v1/settings")
+        ui_settings = (
+            await ui.get(f"http://127.0.0.1:{settings.temporal_ui_port}/api/v1/settings")
+        ).json()
+    assert ui_settings["Codec"]["Endpoint"] == f"{stack.api_url}/codec"
+
+
+async def test_without_the_codec_the_same_grep_finds_payloads(file_temporal: FileBacked) -> None:
+    """The check above can fail: a payload written without the codec is in the file in clear."""
+    _, db_file, settings = file_temporal
+    marker = f"plaintext-marker-{uuid.uuid4().hex}"
+    plain_client = await Client.connect(settings.temporal_address)
+    handle = await plain_client.start_workflow(
+        "NobodyRunsThis", f"input {marker}", id=f"control-{marker}", task_queue="nobody"
+    )
+    try:
+        assert marker.encode() in _database_bytes(db_file)
+    finally:
+        await handle.terminate()
