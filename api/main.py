@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, hardening, metrics
-from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
+from api.routes import agents, codec, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
 from tether.secret_box import SecretBox
 from tether.settings import Settings, get_settings
@@ -41,9 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     metrics.install(app, serve=settings.api_metrics)
-    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, health):
+    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, codec, health):
         app.include_router(module.router)
     hardening.install(app, settings)
+    codec.install_cors(app, settings.codec_cors_origin_list)
     return app
 
 

@@ -407,3 +407,16 @@ def test_dockerfile_copies_files_that_exist_and_everything_installed() -> None:
         for package in packages:
             if fnmatch(package, pattern):
                 assert package in copied, f"package {package} is installed but not copied"
+
+
+def test_api_and_worker_share_a_required_payload_key_and_the_ui_decodes_through_the_api() -> None:
+    for name in ("api", "worker"):
+        raw = SERVICES[name]["environment"]["TETHER_PAYLOAD_KEYS"]
+        assert raw.startswith("${TETHER_PAYLOAD_KEYS:?"), f"{name}: required, no default"
+    assert "TETHER_PAYLOAD_KEYS" not in _environment(SERVICES["runner"])  # never talks to Temporal
+    ui = _environment(SERVICES["temporal-ui"])
+    api_port = next(str(p).split(":")[-2] for p in SERVICES["api"]["ports"])
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{api_port}/codec"
+    ui_port = next(str(p).split(":")[-2] for p in SERVICES["temporal-ui"]["ports"])
+    origins = _environment(SERVICES["api"])["TETHER_CODEC_CORS_ORIGINS"].split(",")
+    assert f"http://localhost:{ui_port}" in origins

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
     task_queue: str = "tether-runs"
+    # Payload encryption (tether/codec.py): "kid:base64key,kid:base64key", the first encrypts,
+    # all decrypt. Empty: payloads reach Temporal in clear, except under ``tether dev``, which
+    # generates a key into data_dir on first start.
+    payload_keys: SecretStr = SecretStr("")
+    # Origins (comma-separated) whose pages may call /codec/encode and /codec/decode: the
+    # Temporal UI. Default: the dev server's UI on this machine.
+    codec_cors_origins: str = ""
 
     # Processes.
     api_host: str = "127.0.0.1"
@@ -112,6 +119,9 @@ class Settings(BaseSettings):
     def _embedded_database(self) -> Settings:
         if not self.public_api_url:
             self.public_api_url = f"http://{self.api_host}:{self.api_port}"
+        if not self.codec_cors_origins:
+            port = self.temporal_ui_port
+            self.codec_cors_origins = f"http://127.0.0.1:{port},http://localhost:{port}"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self
@@ -122,6 +132,10 @@ class Settings(BaseSettings):
         previous = self.runner_previous_tokens.get_secret_value().split(",")
         tokens = [self.runner_token.get_secret_value(), *previous]
         return [t.strip() for t in tokens if t.strip()]
+
+    @property
+    def codec_cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
 
     @property
     def runner_base_url(self) -> str:

@@ -13,12 +13,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
+from tether.codec import new_key_entry
 from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.temporal import start_temporal
 from tether.secret_box import new_key
+from tether.settings import Settings
+from tether.temporal import data_converter
+
+# Stacks encrypt payloads as a deployment would, with a key made for this process: its own
+# Temporal clients decrypt with it (``stack_data_converter``), and its child processes get it
+# in their environment.
+TEST_PAYLOAD_KEYS = new_key_entry("test")
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -34,13 +44,21 @@ TEST_SETTINGS = {
     # As under `tether dev`: tests read /metrics and /openapi.json.
     "TETHER_API_DOCS": "true",
     "TETHER_API_METRICS": "true",
+    "TETHER_PAYLOAD_KEYS": TEST_PAYLOAD_KEYS,
 }
 
 
+def stack_data_converter(payload_keys: str = TEST_PAYLOAD_KEYS) -> DataConverter:
+    """The data converter of processes configured with ``payload_keys`` (empty: no codec)."""
+    return data_converter(Settings(payload_keys=SecretStr(payload_keys)))
+
+
 @asynccontextmanager
-async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
-    """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders)."""
-    env = await start_temporal()
+async def standalone_stack(**settings: str) -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
+    """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders);
+    ``settings`` (``TETHER_*`` variables) go to the stack's processes."""
+    keys = settings.get("TETHER_PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)
+    env = await start_temporal(stack_data_converter(keys))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'tether.db'}"
@@ -49,6 +67,7 @@ async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]
                 temporal_address=env.client.service_client.config.target_host,
                 database_url=url,
                 workdir=Path(tmp),
+                **settings,
             )
             await stack.start()
             try:
@@ -133,6 +152,10 @@ class Stack:
     def stop(self) -> None:
         for service in (self.api, self.worker, self.runner):
             service.stop()
+
+    def data_converter(self) -> DataConverter:
+        """What a Temporal client needs to read this stack's payloads."""
+        return stack_data_converter(self.env["TETHER_PAYLOAD_KEYS"])
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.api_url, timeout=30.0)

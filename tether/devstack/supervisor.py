@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from store.db import migrate_store
+from tether.codec import PayloadKeys, new_key_entry
 from tether.devstack.dev_secrets import with_dev_secrets
 from tether.devstack.processes import Service, venv_binary, wait_http
 from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
@@ -40,8 +42,29 @@ def temporal_argv(settings: Settings, db_file: Path, *, ui: bool = True) -> list
         *search_attribute_flags(),
         *DEV_SERVER_TUNING,
     ]
-    argv += ["--ui-port", str(settings.temporal_ui_port)] if ui else ["--headless"]
+    if ui:
+        # The UI shows payloads in clear through the API's codec endpoint (api/routes/codec.py).
+        argv += ["--ui-port", str(settings.temporal_ui_port)]
+        argv += ["--ui-codec-endpoint", f"{settings.public_api_url.rstrip('/')}/codec"]
+    else:
+        argv += ["--headless"]
     return argv
+
+
+def dev_payload_keys(settings: Settings, data: Path) -> dict[str, str]:
+    """The dev stack encrypts payloads: with ``TETHER_PAYLOAD_KEYS`` if set, else with a key it
+    generates into ``data/payload-keys`` on first start and reuses after. Answers the
+    environment the child processes need (empty when the setting is already there)."""
+    if settings.payload_keys.get_secret_value():
+        return {}
+    path = data / "payload-keys"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(new_key_entry("dev-1") + "\n")
+    keys = path.read_text().strip()
+    PayloadKeys.parse(keys)  # a hand-edited file that is malformed fails here, clearly
+    return {"TETHER_PAYLOAD_KEYS": keys}
 
 
 async def wait_temporal(settings: Settings, service: Service, timeout: float = 60.0) -> None:
@@ -60,11 +83,16 @@ async def wait_temporal(settings: Settings, service: Service, timeout: float = 6
 
 
 def app_services(
-    settings: Settings, logs: Path, env: dict[str, str] | None = None
+    settings: Settings,
+    logs: Path,
+    env: dict[str, str] | None = None,
+    temporal_env: dict[str, str] | None = None,
 ) -> list[tuple[Service, str]]:
-    """Runner, worker and API processes, each with the URL that says it is ready; ``env`` is
-    added to each one's environment."""
+    """Runner, worker and API processes, each with the URL that says it is ready. ``env`` is
+    added to each one's environment; ``temporal_env`` (the payload keys) only to the processes
+    that talk to Temporal (worker and API)."""
     env = env or {}
+    with_temporal = {**env, **(temporal_env or {})}
     py = sys.executable
     api = f"http://{settings.api_host}:{settings.api_port}"
     return [
@@ -72,7 +100,7 @@ def app_services(
             Service("runner", [py, "-m", "runner"], env, logs / "runner.log"),
             settings.runner_base_url + "/healthz",
         ),
-        (Service("worker", [py, "-m", "worker"], env, logs / "worker.log"), ""),
+        (Service("worker", [py, "-m", "worker"], with_temporal, logs / "worker.log"), ""),
         (
             Service(
                 "api",
@@ -89,7 +117,7 @@ def app_services(
                     "--log-level",
                     "warning",
                 ],
-                env,
+                with_temporal,
                 logs / "api.log",
             ),
             f"{api}/readyz",
@@ -111,7 +139,8 @@ def banner(settings: Settings, logs: Path) -> str:
     return f"""
 Tether is running.
   API docs     {api}/docs
-  Temporal UI  http://{ui_host}:{settings.temporal_ui_port}
+  Temporal UI  http://{ui_host}:{settings.temporal_ui_port} (payloads are encrypted; it decodes
+               them through {settings.public_api_url.rstrip("/")}/codec)
   Logs         {logs}/
 Try:
   curl -s -X POST {api}/v1/runs -H 'content-type: application/json' \\
@@ -142,7 +171,8 @@ async def run_dev(settings: Settings) -> None:
         box = SecretBox.from_settings(settings)
         await migrate_store(settings.database_url, settings.default_project_id, box)
         env = {**dev_stack_switches(settings), **secrets_env}
-        for service, ready_url in app_services(settings, logs, env):
+        temporal_env = dev_payload_keys(settings, data)
+        for service, ready_url in app_services(settings, logs, env, temporal_env):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
             if ready_url:
