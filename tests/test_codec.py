@@ -278,13 +278,19 @@ def _payloads_in(message: Message) -> list[Payload]:
     return found
 
 
+# Markers the SDK writes in clear, by the detail that holds its bookkeeping: a local activity's
+# (sequence number, activity type, times) and a patch's (the patch ID of ``workflow.patched``).
+SDK_MARKER_DETAILS = ("data", "patch-data")
+
+
 def _ours(event: HistoryEvent) -> HistoryEvent:
-    """The event without the SDK's own bookkeeping of a local activity (its marker's ``data``:
-    sequence number, activity type, times), which the SDK writes in clear."""
+    """The event without the SDK's own bookkeeping in markers, which it writes in clear."""
     marker = event.marker_recorded_event_attributes
-    if event.HasField("marker_recorded_event_attributes") and "data" in marker.details:
+    if event.HasField("marker_recorded_event_attributes"):
         event = HistoryEvent.FromString(event.SerializeToString())
-        del event.marker_recorded_event_attributes.details["data"]
+        for key in SDK_MARKER_DETAILS:
+            if key in marker.details:
+                del event.marker_recorded_event_attributes.details[key]
     return event
 
 

@@ -271,7 +271,12 @@ def test_no_secret_has_a_default() -> None:
                 assert default == "", f"{service}.{key}: {variable} defaults to {default!r}"
         if SECRET_NAME.search(key) and not _VARIABLE.search(raw):
             raise AssertionError(f"{service}.{key} is written in the file: {raw!r}")
-    assert secrets_seen == {"POSTGRES_PASSWORD", "TETHER_RUNNER_TOKEN", "TETHER_SECRETS_KEY"}
+    assert secrets_seen == {
+        "POSTGRES_PASSWORD",
+        "TETHER_RUNNER_TOKEN",
+        "TETHER_SECRETS_KEY",
+        "TETHER_PAYLOAD_KEYS",
+    }
 
 
 def test_the_secrets_reach_the_processes_that_need_them() -> None:
@@ -415,8 +420,11 @@ def test_api_and_worker_share_a_required_payload_key_and_the_ui_decodes_through_
         assert raw.startswith("${TETHER_PAYLOAD_KEYS:?"), f"{name}: required, no default"
     assert "TETHER_PAYLOAD_KEYS" not in _environment(SERVICES["runner"])  # never talks to Temporal
     ui = _environment(SERVICES["temporal-ui"])
+    # The browser calls the codec at the API's public URL, the one the API is reached at.
+    api_url = _environment(SERVICES["api"])["TETHER_PUBLIC_API_URL"]
     api_port = next(str(p).split(":")[-2] for p in SERVICES["api"]["ports"])
-    assert ui["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{api_port}/codec"
+    assert api_url.endswith(f":{api_port}")
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == f"{api_url}/codec"
     ui_port = next(str(p).split(":")[-2] for p in SERVICES["temporal-ui"]["ports"])
     origins = _environment(SERVICES["api"])["TETHER_CODEC_CORS_ORIGINS"].split(",")
     assert f"http://localhost:{ui_port}" in origins
