@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, metrics
+from api.json_input import RequestBodyGuard
 from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
 from tether.settings import Settings, get_settings
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(RequestBodyGuard, max_body_bytes=settings.api_max_body_bytes)
     metrics.install(app)
     for module in (runs, sessions, interactions, triggers, trigger_fire, agents, health):
         app.include_router(module.router)

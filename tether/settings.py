@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     public_api_url: str = (
         ""  # how users reach the API (links in the Temporal UI); default: host+port
     )
+    # The largest request body of any route (413 above; webhooks have their own limit below).
+    api_max_body_bytes: int = 1024 * 1024
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
