@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from api.signatures import sign
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
+from tether.ids import session_workflow_id
 from tether.settings import Settings
 
 
@@ -208,7 +213,7 @@ async def test_positions_and_cursors_are_parsed_strictly(stack: Stack) -> None:
             str(BIG).encode(),
             b"\xb2",
             b"\xb9\xb2",
-            "１２".encode(),
+            "\uff11\uff12".encode(),  # fullwidth digits
             b"1 2",
             b"-1",
             b"0x10",
@@ -267,3 +272,65 @@ async def test_bodies_over_the_limit_are_413_before_they_are_read(stack: Stack) 
         # Every route has the limit, also the ones that take no body.
         response = await client.request("GET", "/v1/runs", content=over)
         assert response.status_code == 413
+
+
+async def test_an_input_at_the_limit_runs_and_leaves_its_session_usable(
+    stack: Stack, temporal_client: Client
+) -> None:
+    """The largest body accepted must not break the session's workflow (Temporal's payload
+    limit): the run completes, its execution closes, and the session takes the next run."""
+    limit = Settings().api_max_body_bytes
+    session = f"limit-{uuid.uuid4().hex[:8]}"
+    envelope = json.dumps({"agent": "echo", "input": ""}).encode()
+    body = json.dumps({"agent": "echo", "input": "x" * (limit - len(envelope))}).encode()
+    assert len(body) == limit
+    async with stack.client() as client:
+        url = f"/v1/sessions/{session}/runs"
+        response = await client.post(
+            url, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 202, response.text
+        await wait_for_run(client, response.json()["run_id"], {"completed"})
+        handle = temporal_client.get_workflow_handle(session_workflow_id(session))
+        await handle.result()  # the execution closed (a too large payload fails every task)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+        response = await client.post(url, json={"agent": "echo", "input": "next"})
+        assert response.status_code == 202, response.text
+        await wait_for_run(client, response.json()["run_id"], {"completed"})
+
+
+async def test_webhook_timestamps_and_bodies_are_parsed_strictly(stack: Stack) -> None:
+    async with stack.client() as client:
+        created = await client.post(
+            "/v1/triggers",
+            json={
+                "name": f"strict-{uuid.uuid4().hex[:6]}",
+                "kind": "webhook",
+                "target": {"agent": "echo", "input": "{{ payload }}"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        trigger = created.json()
+        url = f"/v1/triggers/{trigger['trigger_id']}/fire"
+        for stamp in (b"\xb2", b"9" * 5000):
+            response = await client.post(
+                url, content=b"{}", headers={"X-Tether-Timestamp": stamp, "X-Tether-Signature": "x"}
+            )
+            assert response.status_code == 401, stamp[:10]
+            assert _error(response)["code"] == "invalid_signature"
+        # A webhook body is read raw, and checked as strictly as any other.
+        stamp_text = str(int(time.time()))
+        body = b'{"x": NaN}'
+        response = await client.post(
+            url,
+            content=body,
+            headers={
+                "X-Tether-Timestamp": stamp_text,
+                "X-Tether-Signature": sign(trigger["secret"], stamp_text, body),
+            },
+        )
+        assert response.status_code == 422
+        assert _error(response)["code"] == "non_finite_number"
+        deliveries = await client.get(f"/v1/triggers/{trigger['trigger_id']}/deliveries")
+        assert deliveries.json()["deliveries"] == []
