@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, metrics
+from api import errors, metrics, shutdown
 from api.json_input import RequestBodyGuard
 from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.db = session_factory(engine)
         app.state.temporal = await connect(settings)
+        shutdown.install()
         try:
             yield
         finally:

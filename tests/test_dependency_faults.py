@@ -4,6 +4,8 @@ unreachable (a PostgreSQL database of this test's own, its connections refused).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import sse_events, wait_for_pending_interaction, wait_for_run
 from tests.fixtures_db import migrated_database, require_postgres
 from tether.devstack.stack import Stack
 from tether.devstack.temporal import start_temporal
@@ -151,9 +153,26 @@ async def test_store_unreachable_is_503_within_a_bound(pg_stack) -> None:  # typ
     async with stack.client() as client:
         run = (await client.post("/v1/runs", json={"agent": "echo", "input": "hi"})).json()
         await wait_for_run(client, run["run_id"], {"completed"})
+        waiting = (await client.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        await wait_for_pending_interaction(client, waiting["run_id"])
+        streamed: list[tuple[str | None, str, str]] = []
+
+        async def read() -> None:
+            async for event in sse_events(client, waiting["run_id"]):
+                streamed.append(event)
+
+        reader = asyncio.create_task(read())
+        while not streamed:
+            await asyncio.sleep(0.05)
 
         await _set_reachable(url, False)
         try:
+            # An open stream ends with a reconnect event, not a cut connection.
+            await asyncio.wait_for(reader, ANSWER_BOUND_S)
+            _, event_type, data = streamed[-1]
+            assert event_type == "reconnect"
+            assert json.loads(data)["reason"] == "store_unavailable"
+
             calls = {
                 "list": client.get("/v1/runs"),
                 "read": client.get(f"/v1/runs/{run['run_id']}"),

@@ -185,8 +185,12 @@ async def stream_run(
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event."""
+    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event, or with
+    ``reconnect`` when the stream cannot go on (resume with ``Last-Event-ID``)."""
     await _get_run(db, project_id, run_id)
+    # Hand the connection back now: the request's session would otherwise hold it for as long
+    # as the stream stays open (hours), and the stream reads with sessions of its own.
+    await db.close()
     cursor = after or 0
     if last_event_id is not None:
         cursor = _last_event_id(last_event_id)
