@@ -334,3 +334,26 @@ async def test_webhook_timestamps_and_bodies_are_parsed_strictly(stack: Stack) -
         assert _error(response)["code"] == "non_finite_number"
         deliveries = await client.get(f"/v1/triggers/{trigger['trigger_id']}/deliveries")
         assert deliveries.json()["deliveries"] == []
+
+
+async def test_out_of_range_durations_and_instants_are_422(stack: Stack) -> None:
+    """Numbers and instants that parse but that Temporal or the store cannot hold."""
+    schedule = {"name": "range", "kind": "schedule", "target": {"agent": "echo", "input": "x"}}
+    async with stack.client() as client:
+        for config in (
+            {"interval_s": 1e300},
+            {"interval_s": 60, "jitter_s": 1e300},
+            {"interval_s": 60, "catchup_window_s": 1e300},
+            {"interval_s": 60, "start_at": "0001-01-01T00:00:00+05:00"},
+        ):
+            response = await client.post("/v1/triggers", json={**schedule, "schedule": config})
+            assert response.status_code == 422, (config, response.text)
+            assert _error(response)["code"] == "invalid_request"
+        for params in (
+            {"created_after": "0001-01-01T00:00:00+05:00"},
+            {"created_before": "9999-12-31T23:59:59-05:00"},
+        ):
+            response = await client.get("/v1/runs", params=params)
+            assert response.status_code == 422, params
+        names = [t["name"] for t in (await client.get("/v1/triggers")).json()["triggers"]]
+        assert "range" not in names

@@ -26,6 +26,7 @@ from api.sse import run_event_stream
 from clients import sessions
 from store import runs, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
+from tether.instants import Instant
 from workflows.types import CancelSignal, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -123,8 +124,8 @@ async def list_runs(
     status: Annotated[list[RunStatus] | None, Query()] = None,
     agent: str | None = None,
     trigger_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     order_by: Literal["created_at", "updated_at", "ended_at", "status"] = "created_at",
     direction: Literal["asc", "desc"] = "desc",
 ) -> RunList:
