@@ -124,7 +124,7 @@ def _require_active(trigger: TriggerRecord) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"the body is over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
