@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, hardening, metrics
+from api import errors, hardening, metrics, shutdown
+from api.json_input import RequestBodyGuard
 from api.routes import agents, codec, health, interactions, runs, sessions, trigger_fire, triggers
 from store.db import create_engine, session_factory
 from tether.secret_box import SecretBox
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.secret_box = secret_box
         app.state.db = session_factory(engine)
         app.state.temporal = await connect(settings)
+        shutdown.install()
         try:
             yield
         finally:
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **hardening.app_options(settings),
     )
     errors.install(app)
+    app.add_middleware(RequestBodyGuard, max_body_bytes=settings.api_max_body_bytes)
     metrics.install(app, serve=settings.api_metrics)
     for module in (runs, sessions, interactions, triggers, trigger_fire, agents, codec, health):
         app.include_router(module.router)

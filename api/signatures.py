@@ -62,7 +62,8 @@ def verify(
         raise SignatureError(
             "missing_signature", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
         )
-    if not timestamp.isdigit():
+    # ASCII digits only: str.isdigit also takes "²", which int() refuses.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError("invalid_signature", f"{TIMESTAMP_HEADER} must be unix seconds")
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > tolerance_s:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,17 +20,20 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients.errors import (
+    RPC_TIMEOUT,
     IdempotencyConflict,
     RunNotActive,
     SessionBusy,
     SessionUnavailable,
     TemporalUnavailable,
+    temporal_call,
 )
 from store import runs
 from tether.ids import session_workflow_id
@@ -114,16 +118,27 @@ async def submit_run(
     ``IdempotencyConflict`` (the key made a run for another request), ``SessionUnavailable``
     (the session kept closing under the submit) or ``TemporalUnavailable``.
     """
+    # The update answers once a runner took the run, or after the run's accept wait.
+    timeout = RPC_TIMEOUT + timedelta(seconds=spec.policy.accept_wait_s)
     for attempt in range(CLOSING_RETRIES):
         duplicate = await _stored_duplicate(db, spec)
         if duplicate is not None:
             return duplicate
         try:
-            return await client.execute_update_with_start_workflow(
-                SessionRunWorkflow.submit,
-                spec,
-                start_workflow_operation=start_operation(spec, task_queue),
-            )
+            async with temporal_call(timeout):
+                return await client.execute_update_with_start_workflow(
+                    SessionRunWorkflow.submit,
+                    spec,
+                    start_workflow_operation=start_operation(spec, task_queue),
+                    rpc_timeout=timeout,
+                )
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TemporalUnavailable) as err:
+            # Temporal, or a worker to admit the run, did not answer in time. The run may
+            # still have been admitted: a retry with the same idempotency key finds it.
+            raise TemporalUnavailable(
+                "the run was not admitted in time: Temporal or its workers did not answer",
+                {"run_id": spec.run_id},
+            ) from err
         except WorkflowUpdateFailedError as err:
             rejection = _rejection(err)
             if rejection is not None:
@@ -199,7 +214,8 @@ async def signal_respond(client: Client, session_id: str, answer: RespondSignal)
 
 async def _signal(client: Client, session_id: str, signal: Any, arg: Any) -> None:
     try:
-        await session_handle(client, session_id).signal(signal, arg)
+        async with temporal_call():
+            await session_handle(client, session_id).signal(signal, arg, rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise RunNotActive("the run is no longer active", {"session_id": session_id}) from err

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -26,6 +26,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # How long a SQLite writer waits for another one before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL: how long to wait for a connection from the pool, and for a new one to open.
+POOL_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
 
 _DRIVERS = {
     "postgres": "postgresql+asyncpg",
@@ -66,6 +69,14 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _connect_errors_are_disconnects(context: ExceptionContext) -> None:
+    """An error while opening a connection (server down, refusing connections, too many
+    clients) says the store cannot be reached now, not that a query is wrong: mark it so
+    (``connection_invalidated``), as the driver marks a connection lost mid-query."""
+    if context.connection is None:
+        context.is_disconnect = True
+
+
 def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """Create the async engine for ``url`` (normalized first), tuned for its backend.
 
@@ -84,9 +95,19 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
             if not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif parsed.get_backend_name() == "postgresql":
-        options.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+        # Bounded waits: a server that is down, or a pool that is exhausted, fails a request in
+        # seconds (the API answers 503 store_unavailable) instead of holding it for a minute.
+        options.update(
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args={"timeout": CONNECT_TIMEOUT_S},
+        )
     options.update(kwargs)
     engine = _create_async_engine(parsed, **options)
+    event.listen(engine.sync_engine, "handle_error", _connect_errors_are_disconnects)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     return engine

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     public_api_url: str = (
         ""  # how users reach the API (links in the Temporal UI); default: host+port
     )
+    # The largest request body of any route (413 above; webhooks have their own limit below).
+    # A run's input travels in its session's Temporal history, where one payload may not pass
+    # 2 MiB and a closing execution carries it twice (the run and its result): 256 KiB keeps a
+    # session with several queued runs well inside that (docs/api.md, "Limits").
+    api_max_body_bytes: int = 256 * 1024
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
     # HTTP hardening (api/hardening.py). /docs, /redoc, /openapi.json and /metrics are served
     # only when on (`tether dev` turns them on). Allowed hosts: comma-separated `Host` names,

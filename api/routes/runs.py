@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -25,11 +26,16 @@ from api.sse import run_event_stream
 from clients import sessions
 from store import runs, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
+from tether.instants import Instant
 from workflows.types import CancelSignal, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
 SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+
+# Transcript positions are 64-bit signed in the store: anything larger cannot name an event.
+MAX_SEQ = 2**63 - 1
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
 # The fields that make two requests "the same request" for idempotency.
@@ -118,8 +124,8 @@ async def list_runs(
     status: Annotated[list[RunStatus] | None, Query()] = None,
     agent: str | None = None,
     trigger_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     order_by: Literal["created_at", "updated_at", "ended_at", "status"] = "created_at",
     direction: Literal["asc", "desc"] = "desc",
 ) -> RunList:
@@ -158,7 +164,7 @@ async def list_run_events(
     run_id: str,
     db: DbDep,
     project_id: ProjectDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> EventList:
     """A page of the transcript: events with ``seq > after``, in order."""
@@ -177,21 +183,36 @@ async def stream_run(
     db_factory: DbFactoryDep,
     project_id: ProjectDep,
     settings: SettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event."""
+    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event, or with
+    ``reconnect`` when the stream cannot go on (resume with ``Last-Event-ID``)."""
     await _get_run(db, project_id, run_id)
+    # Hand the connection back now: the request's session would otherwise hold it for as long
+    # as the stream stays open (hours), and the stream reads with sessions of its own.
+    await db.close()
     cursor = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must be a seq number")
-        cursor = int(last_event_id)
+        cursor = _last_event_id(last_event_id)
     return StreamingResponse(
         run_event_stream(db_factory, project_id, run_id, cursor, settings.api_stream_poll_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _last_event_id(value: str) -> int:
+    """A seq, as this API sent it: ASCII digits, at most ``MAX_SEQ`` (``str.isdigit`` would
+    also take ``²`` and other Unicode digits, which ``int`` refuses)."""
+    if not _SEQ.fullmatch(value) or int(value) > MAX_SEQ:
+        raise ApiError(
+            422,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be a seq number from 0 to {MAX_SEQ}",
+            {"last_event_id": value[:40]},
+        )
+    return int(value)
 
 
 @router.get("/runs/{run_id}/history", response_model=HistoryPublic)

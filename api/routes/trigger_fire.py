@@ -9,7 +9,6 @@ are derived from the trigger and event ID: a duplicate event names the same ones
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.datastructures import Headers
 
 from api.deps import DbDep, ProjectDep, SecretBoxDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
+from api.json_input import InvalidJson, strict_loads
 from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from clients import schedules
@@ -124,7 +124,7 @@ def _require_active(trigger: TriggerRecord) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"the body is over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -138,9 +138,9 @@ def _parse(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
-    except ValueError as err:
-        raise ApiError(422, "malformed_json", "the request body is not valid JSON") from err
+        return strict_loads(body)
+    except InvalidJson as err:
+        raise ApiError(422, err.code, err.message) from err
 
 
 def _event_id(trigger: TriggerRecord, payload: Any, headers: Headers, signed: bytes) -> str:

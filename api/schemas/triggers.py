@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.base import Body, Public
+from tether.instants import Instant
 from workflows.trigger_types import (
     DeliveryStatus,
     OverlapPolicy,
@@ -151,8 +152,8 @@ class SecretRotated(BaseModel):
 
 
 class BackfillCreate(Body):
-    start_at: datetime
-    end_at: datetime
+    start_at: Instant
+    end_at: Instant
     overlap: OverlapPolicy = Field(
         default=OverlapPolicy.ALLOW_ALL,
         description="Backfilled firings come all at once: `allow_all` runs each of them.",

@@ -45,6 +45,7 @@ def _dev(args: argparse.Namespace) -> None:
         "TETHER_API_PORT": args.api_port,
         "TETHER_RUNNER_PORT": args.runner_port,
         "TETHER_TEMPORAL_UI_PORT": args.ui_port,
+        "TETHER_WORKER_METRICS_PORT": args.metrics_port,
         "TETHER_DATA_DIR": args.data_dir,
     }
     for key, value in overrides.items():
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--runner-port", type=int)
     dev.add_argument("--temporal-port", type=int)
     dev.add_argument("--ui-port", type=int)
+    dev.add_argument("--metrics-port", type=int, help="the worker's metrics port (0: off)")
     dev.add_argument("--data-dir")
     dev.set_defaults(func=_dev)
 

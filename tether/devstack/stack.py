@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
 from tether.codec import new_key_entry
-from tether.devstack.processes import Service, free_port, wait_http
+from tether.devstack.processes import Service, api_argv, free_port, wait_http
 from tether.devstack.temporal import start_temporal
 from tether.secret_box import new_key
 from tether.settings import Settings
@@ -104,22 +104,7 @@ class Stack:
         logs = workdir / "logs"
         self.runner = Service("runner", [py, "-m", "runner"], self.env, logs / "runner.log")
         self.worker = Service("worker", [py, "-m", "worker"], self.env, logs / "worker.log")
-        self.api = Service(
-            "api",
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "api.main:app",
-                "--port",
-                str(self.api_port),
-                "--log-level",
-                "warning",
-            ],
-            self.env,
-            logs / "api.log",
-        )
+        self.api = Service("api", api_argv("127.0.0.1", self.api_port), self.env, logs / "api.log")
 
     async def start(self) -> Stack:
         await self.start_runner()

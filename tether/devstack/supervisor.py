@@ -1,7 +1,8 @@
 """``tether dev``: the whole stack on embedded defaults, supervised in one terminal.
 
 Temporal dev server (persistent SQLite, Web UI, search attributes registered), the store
-migrated, then the runner, the worker and the API. Ctrl-C stops everything.
+migrated, then the runner, the worker and the API. A child that exits is restarted with
+backoff while the others keep running; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from temporalio.client import Client
@@ -19,7 +21,7 @@ from temporalio.client import Client
 from store.db import migrate_store
 from tether.codec import PayloadKeys, new_key_entry
 from tether.devstack.dev_secrets import with_dev_secrets
-from tether.devstack.processes import Service, venv_binary, wait_http
+from tether.devstack.processes import Service, api_argv, venv_binary, wait_http
 from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
 from tether.secret_box import SecretBox
 from tether.settings import Settings
@@ -104,19 +106,7 @@ def app_services(
         (
             Service(
                 "api",
-                [
-                    py,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "api.main:app",
-                    "--host",
-                    settings.api_host,
-                    "--port",
-                    str(settings.api_port),
-                    "--log-level",
-                    "warning",
-                ],
+                api_argv(settings.api_host, settings.api_port),
                 with_temporal,
                 logs / "api.log",
             ),
@@ -136,17 +126,75 @@ def dev_stack_switches(settings: Settings) -> dict[str, str]:
 def banner(settings: Settings, logs: Path) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    metrics = (
+        f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+        if settings.worker_metrics_port
+        else "off"
+    )
+    codec = settings.public_api_url.rstrip("/") + "/codec"
     return f"""
 Tether is running.
-  API docs     {api}/docs
-  Temporal UI  http://{ui_host}:{settings.temporal_ui_port} (payloads are encrypted; it decodes
-               them through {settings.public_api_url.rstrip("/")}/codec)
+  API          {api}  (docs: {api}/docs)
+  Runner       {settings.runner_base_url}
+  Temporal     {settings.temporal_address}  (UI: http://{ui_host}:{settings.temporal_ui_port};
+               payloads are encrypted; it decodes them through {codec})
+  Worker       metrics {metrics}
   Logs         {logs}/
 Try:
   curl -s -X POST {api}/v1/runs -H 'content-type: application/json' \\
        -d '{{"agent": "approval-demo", "input": "clean the build folder"}}'
-Ctrl-C stops everything.
+A process that exits is restarted. Ctrl-C stops everything.
 """
+
+
+# Restart policy: wait BACKOFF_FIRST_S after a crash, doubling up to BACKOFF_MAX_S while a
+# child keeps crashing; a child that ran STABLE_S before it crashed starts again from the first.
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+STABLE_S = 30.0
+
+
+async def supervise(
+    service: Service, ready: Callable[[], Awaitable[None]] | None, stop: asyncio.Event
+) -> None:
+    """Keep ``service`` running until ``stop``: restart it with backoff whenever it exits.
+
+    The other children keep running meanwhile; each reconnects to a restarted one by itself
+    (the Temporal client, the runner client and the store pool all do).
+    """
+    backoff = BACKOFF_FIRST_S
+    started = time.monotonic()
+    while not stop.is_set():
+        if service.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            continue
+        code = service.proc.returncode if service.proc else None
+        if time.monotonic() - started >= STABLE_S:
+            backoff = BACKOFF_FIRST_S
+        print(
+            f"{service.name} exited (code {code}); restarting it in {backoff:g}s. "
+            f"Its log: {service.log_path}\n{service.tail(10)}",
+            flush=True,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), backoff)
+        if stop.is_set():
+            return
+        backoff = min(backoff * 2, BACKOFF_MAX_S)
+        started = time.monotonic()
+        service.start()
+        try:
+            if ready is not None:
+                await ready()
+        except Exception as err:  # it died again, or never answered: the loop sees to it
+            print(f"{service.name} did not come back: {err}", flush=True)
+            continue
+        print(f"{service.name} restarted.", flush=True)
+
+
+def _http_ready(url: str, service: Service) -> Callable[[], Awaitable[None]]:
+    return lambda: wait_http(url, service, timeout=60.0)
 
 
 async def run_dev(settings: Settings) -> None:
@@ -158,10 +206,16 @@ async def run_dev(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    # The dev server keeps its state in this file: a restarted server finds every workflow,
+    # timer and schedule where the crashed one left them.
     temporal = Service(
         "temporal", temporal_argv(settings, data / "temporal.db"), {}, logs / "temporal.log"
     )
+    supervised: list[tuple[Service, Callable[[], Awaitable[None]] | None]] = [
+        (temporal, lambda: wait_temporal(settings, temporal))
+    ]
     services = [temporal]
+    watchers: list[asyncio.Task[None]] = []
     try:
         print(f"starting Temporal dev server on {settings.temporal_address} ...", flush=True)
         temporal.start()
@@ -175,17 +229,17 @@ async def run_dev(settings: Settings) -> None:
         for service, ready_url in app_services(settings, logs, env, temporal_env):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
+            supervised.append((service, _http_ready(ready_url, service) if ready_url else None))
             if ready_url:
                 await wait_http(ready_url, service)
         print(banner(settings, logs), flush=True)
-        while not stop.is_set():
-            dead = [s for s in services if not s.running]
-            if dead:
-                print(f"{dead[0].name} exited; see {dead[0].log_path}\n{dead[0].tail(20)}")
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+        watchers = [asyncio.create_task(supervise(s, ready, stop)) for s, ready in supervised]
+        await stop.wait()
     finally:
+        stop.set()
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         print("stopping ...", flush=True)
         for service in reversed(services):
             service.stop()
