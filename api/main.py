@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, metrics
-from api.routes import agents, health, interactions, runs, sessions, trigger_fire, triggers
+from api.auth import check_auth_settings
+from api.routes import (
+    agents,
+    health,
+    interactions,
+    keys,
+    runs,
+    sessions,
+    trigger_fire,
+    triggers,
+)
 from store.db import create_engine, session_factory
 from tether.settings import Settings, get_settings
 from tether.temporal import connect
@@ -16,6 +26,7 @@ from tether.temporal import connect
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_auth_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     metrics.install(app)
-    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, health):
+    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, keys, health):
         app.include_router(module.router)
     return app
 

@@ -83,6 +83,27 @@ class Project(Base):
     created_at: Mapped[datetime]
 
 
+class ApiKeyRow(Base):
+    """An API key of a project. Only the SHA-256 of the token is kept: tokens carry 256 random
+    bits, so a fast hash cannot be brute-forced, and the key ID (the token's visible part)
+    finds the row without scanning."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128), ForeignKey("projects.project_id"))
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    prefix: Mapped[str] = mapped_column(String(32))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "project_id", "created_at", "key_id"),)
+
+
 class SessionRow(Base):
     """A session and what it is doing now.
 

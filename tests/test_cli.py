@@ -43,15 +43,15 @@ class Cli:
         self.out = ""
 
     @classmethod
-    async def start(cls, api_url: str, *args: str) -> Cli:
+    async def start(cls, stack: Stack, *args: str, api_url: str | None = None) -> Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-        env.update(COLUMNS="200", TETHER_RESPONDER="cli-test")
+        env.update(COLUMNS="200", TETHER_RESPONDER="cli-test", TETHER_API_KEY=stack.api_key)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tether",
             "--api",
-            api_url,
+            api_url or stack.api_url,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -78,7 +78,7 @@ class Cli:
 
 
 async def tether(stack: Stack, *args: str, stdin: str = "") -> Done:
-    return await (await Cli.start(stack.api_url, *args)).finish(stdin)
+    return await (await Cli.start(stack, *args)).finish(stdin)
 
 
 def _session() -> str:
@@ -89,7 +89,7 @@ def _session() -> str:
 async def test_run_follow_asks_inline_and_finishes(stack: Stack, answer: str, chosen: str) -> None:
     session = _session()
     cli = await Cli.start(
-        stack.api_url, "run", "approval-demo", "--input", "clean", "--session", session, "-f"
+        stack, "run", "approval-demo", "--input", "clean", "--session", session, "-f"
     )
     asked = await cli.read_until("1-2 or an option ID:")
     # The transcript so far: the plan as a checklist, the pending tool call, the question.
@@ -232,7 +232,14 @@ async def test_follow_resumes_after_the_api_dies(stack: Stack) -> None:
         for i in range(30):
             steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.1}]
         cli = await Cli.start(
-            url, "run", "scripted", "--input-json", json.dumps({"steps": steps}), "-f", "--json"
+            stack,
+            "run",
+            "scripted",
+            "--input-json",
+            json.dumps({"steps": steps}),
+            "-f",
+            "--json",
+            api_url=url,
         )
         await cli.read_until('"event": "message.delta"')
         api.kill()

@@ -57,8 +57,13 @@ class Settings(BaseSettings):
     webhook_tolerance_s: float = 300.0
     webhook_max_body_bytes: int = 256 * 1024
 
-    # Tenancy: every row and workflow carries a project; API keys will pick it later.
+    # Tenancy: every row and workflow carries a project; a request's project is its API key's.
+    # The default project is the one the dev stack's key and `tether migrate` create.
     default_project_id: str = "default"
+    # Every API route but the health probes needs an API key. Only for a loopback-bound API
+    # (the API refuses to start otherwise) may this turn keys off: every caller is then an
+    # admin of the default project.
+    auth_disabled: bool = False
 
     # Run policy, handed to each workflow in its input (workflows read no settings).
     accept_wait_s: float = 5.0

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.auth import VIEWER, OperatorDep
 from api.deps import DbDep, ProjectDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas.interactions import (
@@ -22,7 +23,7 @@ from workflows.types import InteractionRecord, RespondSignal
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
 
 
-@router.get("", response_model=InteractionList)
+@router.get("", response_model=InteractionList, dependencies=[VIEWER])
 async def list_interactions(
     db: DbDep,
     project_id: ProjectDep,
@@ -44,7 +45,7 @@ async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRe
     return record
 
 
-@router.get("/{interaction_id}", response_model=InteractionPublic)
+@router.get("/{interaction_id}", response_model=InteractionPublic, dependencies=[VIEWER])
 async def get_interaction(
     interaction_id: str, db: DbDep, project_id: ProjectDep
 ) -> InteractionPublic:
@@ -81,6 +82,7 @@ async def respond(
     db: DbDep,
     temporal: TemporalDep,
     project_id: ProjectDep,
+    principal: OperatorDep,
 ) -> Accepted:
     """Answer a pending interaction; the answer reaches the waiting run as a signal.
 

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 DESCRIPTION = """Tether: durable, detached agent runs on Temporal.
 
 `tether dev` runs the whole stack; `tether migrate` migrates the store. Every other command talks
-to the HTTP API at --api (default: $TETHER_API_URL, else http://127.0.0.1:8000), sending
-$TETHER_API_KEY as a bearer token when it is set. --json prints what the API answered."""
+to the HTTP API at --api (default: $TETHER_API_URL, else http://127.0.0.1:8000), sending the
+API key $TETHER_API_KEY, else the dev stack's .tether/dev-admin-key (read from the current
+directory). --json prints what the API answered."""
 
 EXAMPLES = """examples:
   tether run approval-demo --input "clean the build folder" --follow
@@ -72,7 +73,7 @@ def _api_command(args: argparse.Namespace) -> int:
     """Run one API command; API errors become a readable message and exit code 1."""
     from rich.console import Console
 
-    from tether.cli.api import Api, CliError
+    from tether.cli.api import Api, CliError, api_key_from_env
     from tether.cli.commands import Ctx
     from tether.cli.errors import show_error
 
@@ -83,7 +84,7 @@ def _api_command(args: argparse.Namespace) -> int:
     command: Callable[..., Awaitable[int]] = args.command_fn
 
     async def call() -> int:
-        async with Api(args.api, os.environ.get("TETHER_API_KEY") or None) as api:
+        async with Api(args.api, api_key_from_env()) as api:
             return await command(Ctx(api, out, err, args.json), args)
 
     try:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
 
-from store.db import migrate_store
+from store import keys
+from store.db import create_engine, migrate_store, session_factory
 from tether.devstack.processes import Service, venv_binary, wait_http
 from tether.devstack.temporal import DEV_SERVER_TUNING, search_attribute_flags
 from tether.settings import Settings
@@ -91,16 +94,52 @@ def app_services(settings: Settings, logs: Path) -> list[tuple[Service, str]]:
     ]
 
 
-def banner(settings: Settings, logs: Path) -> str:
+DEV_KEY_FILE = "dev-admin-key"
+DEV_KEY_NAME = "dev-admin"
+
+
+async def ensure_dev_key(settings: Settings) -> Path:
+    """The dev stack's admin key of the default project, in ``<data dir>/dev-admin-key`` (mode
+    0600): made on first start, and again if the store no longer accepts the one on file."""
+    path = settings.data_dir.resolve() / DEV_KEY_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                valid = await keys.find_valid_key(session, token, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+        if valid is not None:
+            return path
+    _, token = await keys.create_key_in_store(
+        settings.database_url,
+        settings.default_project_id,
+        name=DEV_KEY_NAME,
+        role=keys.Role.ADMIN,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    path.chmod(0o600)  # an older file may have had looser bits
+    return path
+
+
+def banner(settings: Settings, logs: Path, key_file: Path) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    token = key_file.read_text().strip()
     return f"""
 Tether is running.
   API docs     {api}/docs
   Temporal UI  http://{ui_host}:{settings.temporal_ui_port}
   Logs         {logs}/
+  Admin key    {token}
+               (in {key_file}; the tether CLI finds it there)
 Try:
-  curl -s -X POST {api}/v1/runs -H 'content-type: application/json' \\
+  export TETHER_API_KEY=$(cat {key_file})
+  curl -s -X POST {api}/v1/runs -H "Authorization: Bearer $TETHER_API_KEY" \\
+       -H 'content-type: application/json' \\
        -d '{{"agent": "approval-demo", "input": "clean the build folder"}}'
 Ctrl-C stops everything.
 """
@@ -125,12 +164,13 @@ async def run_dev(settings: Settings) -> None:
         await wait_temporal(settings, temporal)
         print(f"migrating the store at {settings.database_url} ...", flush=True)
         await migrate_store(settings.database_url, settings.default_project_id)
+        key_file = await ensure_dev_key(settings)
         for service, ready_url in app_services(settings, logs):
             print(f"starting {service.name} ...", flush=True)
             services.append(service.start())
             if ready_url:
                 await wait_http(ready_url, service)
-        print(banner(settings, logs), flush=True)
+        print(banner(settings, logs, key_file), flush=True)
         while not stop.is_set():
             dead = [s for s in services if not s.running]
             if dead:
