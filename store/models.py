@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -114,8 +115,9 @@ class SessionRow(Base):
 
     __tablename__ = "sessions"
 
+    # Keyed by project: two projects may use the same session ID (so does the workflow ID).
     session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(128))
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     agent: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     # Last activity: the newest ``updated_at`` of the session's runs.
@@ -130,6 +132,7 @@ class SessionRow(Base):
     agent_session_agent: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
+        PrimaryKeyConstraint("project_id", "session_id"),
         # Keyset pages in either order; session_id breaks ties.
         Index(None, "project_id", "updated_at", "session_id"),
         Index(None, "project_id", "created_at", "session_id"),

@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from store.keys import Role
+from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
+from tether.ids import session_workflow_id
+
+FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 
 def _name(prefix: str) -> str:
@@ -90,3 +98,154 @@ async def test_keys_api_creates_lists_and_revokes_and_revocation_is_immediate(
             "/v1/keys", json={"name": name, "role": "admin", "expires_in_s": 10**12}
         )
         assert too_long.status_code == 422
+
+
+async def _two_projects(stack: Stack) -> tuple[str, str]:
+    """An admin key of a new project B, beside the stack's admin key of project A."""
+    project_b = f"p-{uuid.uuid4().hex[:8]}"
+    key_b = await stack.create_key(Role.ADMIN, name=_name("b-admin"), project_id=project_b)
+    return project_b, key_b
+
+
+async def test_two_projects_run_the_same_session_id_side_by_side(
+    stack: Stack, temporal_client: Client
+) -> None:
+    project_b, key_b = await _two_projects(stack)
+    session = _name("shared")
+    path = f"/v1/sessions/{session}/runs"
+    async with stack.client() as a, stack.client(key_b) as b:
+        run_a = (await a.post(path, json={"agent": "approval-demo", "input": "A"})).json()
+        run_b = (await b.post(path, json={"agent": "approval-demo", "input": "B"})).json()
+        assert run_a["session_id"] == run_b["session_id"] == session
+        assert (run_a["project_id"], run_b["project_id"]) == (stack.project_id, project_b)
+        ask_a = await wait_for_pending_interaction(a, run_a["run_id"])
+        ask_b = await wait_for_pending_interaction(b, run_b["run_id"])
+
+        # One workflow per (project, session), both open at once.
+        for project in (stack.project_id, project_b):
+            handle = temporal_client.get_workflow_handle(session_workflow_id(project, session))
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        shown_a = (await a.get(f"/v1/sessions/{session}")).json()
+        shown_b = (await b.get(f"/v1/sessions/{session}")).json()
+        assert shown_a["active_run_id"] == run_a["run_id"]
+        assert shown_b["active_run_id"] == run_b["run_id"]
+
+        # Each answers its own; the outcomes differ, as the answers did.
+        for client, ask, option in ((a, ask_a, "allow"), (b, ask_b, "deny")):
+            answered = await client.post(
+                f"/v1/interactions/{ask['interaction_id']}/respond",
+                json={"response": {"option_id": option}},
+            )
+            assert answered.status_code == 202, answered.text
+        done_a = await wait_for_run(a, run_a["run_id"], FINAL)
+        done_b = await wait_for_run(b, run_b["run_id"], FINAL)
+    assert done_a["status"] == "completed" and done_a["result"]["output"].startswith("Ran")
+    assert done_b["status"] == "completed" and "denied" in done_b["result"]["output"]
+    assert (await _listed_runs(stack, stack.api_key, session)) == [run_a["run_id"]]
+    assert (await _listed_runs(stack, key_b, session)) == [run_b["run_id"]]
+
+
+async def _listed_runs(stack: Stack, key: str, session: str) -> list[str]:
+    async with stack.client(key) as client:
+        runs = (await client.get("/v1/runs", params={"session_id": session})).json()["runs"]
+    return [r["run_id"] for r in runs]
+
+
+async def test_another_projects_objects_are_404_and_untouchable(stack: Stack) -> None:
+    _, key_b = await _two_projects(stack)
+    async with stack.client() as a, stack.client(key_b) as b:
+        run = (await b.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        ask = await wait_for_pending_interaction(b, run["run_id"])
+        trigger = (
+            await b.post(
+                "/v1/triggers",
+                json={
+                    "name": _name("b-trigger"),
+                    "kind": "schedule",
+                    "target": {"agent": "echo", "input": "from B"},
+                    "schedule": {"interval_s": 86400},
+                    "paused": True,
+                },
+            )
+        ).json()
+        hook = (
+            await b.post(
+                "/v1/triggers",
+                json={
+                    "name": _name("b-hook"),
+                    "kind": "webhook",
+                    "target": {"agent": "echo", "input": "from B"},
+                },
+            )
+        ).json()
+        run_id, session_id = run["run_id"], run["session_id"]
+        interaction_id, trigger_id = ask["interaction_id"], trigger["trigger_id"]
+        await b.post(f"/v1/triggers/{trigger_id}/resume")
+        fired = await b.post(f"/v1/triggers/{trigger_id}/fire")
+        assert fired.status_code == 202, fired.text
+        [delivery] = await _until_deliveries(b, trigger_id)
+
+        reads = [
+            f"/v1/runs/{run_id}",
+            f"/v1/runs/{run_id}/events",
+            f"/v1/runs/{run_id}/stream",
+            f"/v1/runs/{run_id}/history",
+            f"/v1/sessions/{session_id}",
+            f"/v1/sessions/{session_id}/active-run",
+            f"/v1/interactions/{interaction_id}",
+            f"/v1/triggers/{trigger_id}",
+            f"/v1/triggers/{trigger_id}/deliveries",
+            f"/v1/triggers/{trigger_id}/deliveries/{delivery['delivery_id']}",
+            f"/v1/triggers/{hook['trigger_id']}",
+        ]
+        for path in reads:
+            answer = await a.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+        for listing, field in (
+            ("/v1/runs", "runs"),
+            ("/v1/interactions", "interactions"),
+            ("/v1/sessions", "sessions"),
+            ("/v1/triggers", "triggers"),
+        ):
+            seen = (await a.get(listing, params={"limit": 500})).json()[field]
+            assert not [row for row in seen if row.get("project_id") not in (None, "default")]
+        assert run_id not in [r["run_id"] for r in (await a.get("/v1/runs")).json()["runs"]]
+
+        writes = [
+            (
+                "POST",
+                f"/v1/interactions/{interaction_id}/respond",
+                {"response": {"option_id": "allow"}},
+            ),
+            ("POST", f"/v1/runs/{run_id}/cancel", {"reason": "not mine"}),
+            ("POST", f"/v1/triggers/{trigger_id}/fire", None),
+            ("POST", f"/v1/triggers/{trigger_id}/pause", None),
+            ("PATCH", f"/v1/triggers/{trigger_id}", {"name": "taken"}),
+            ("POST", f"/v1/triggers/{trigger_id}/backfill", _BACKFILL),
+            ("DELETE", f"/v1/triggers/{trigger_id}", None),
+        ]
+        for method, path, body in writes:
+            answer = await a.request(method, path, json=body)
+            assert answer.status_code == 404, (method, path, answer.text)
+
+        # None of it happened: B's run still waits, its trigger is untouched.
+        still = (await b.get(f"/v1/runs/{run_id}")).json()
+        assert still["status"] == "waiting_for_input"
+        assert (await b.get(f"/v1/interactions/{interaction_id}")).json()["status"] == "pending"
+        kept = (await b.get(f"/v1/triggers/{trigger_id}")).json()
+        assert kept["name"] == trigger["name"] and kept["paused"] is False
+        assert len(await _until_deliveries(b, trigger_id)) == 1
+        await b.post(f"/v1/runs/{run_id}/cancel")
+        await b.delete(f"/v1/triggers/{trigger_id}")
+
+
+_BACKFILL = {"start_at": "2026-01-01T00:00:00Z", "end_at": "2026-01-02T00:00:00Z"}
+
+
+async def _until_deliveries(client: httpx.AsyncClient, trigger_id: str) -> list[dict[str, Any]]:
+    for _ in range(300):
+        found = (await client.get(f"/v1/triggers/{trigger_id}/deliveries")).json()["deliveries"]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"trigger {trigger_id} has no delivery")

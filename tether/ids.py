@@ -46,8 +46,17 @@ def is_valid_session_id(value: str) -> bool:
     return bool(_session_id_re.match(value))
 
 
-def session_workflow_id(session_id: str) -> str:
-    """The workflow ID of a session's runs: one open execution per session is the owner lock."""
+def session_workflow_id(project_id: str, session_id: str) -> str:
+    """The workflow ID of a session's runs: one open execution per session is the owner lock.
+
+    ``session-{project}.{session}``: two projects may use the same session ID. Unambiguous
+    because a project ID has no ``.`` (``PROJECT_ID_PATTERN``)."""
+    return f"session-{project_id}.{session_id}"
+
+
+def legacy_session_workflow_id(session_id: str) -> str:
+    """The workflow ID sessions had before it carried the project, ``session-{session_id}``:
+    signals still reach an execution started under it before an upgrade."""
     return f"session-{session_id}"
 
 

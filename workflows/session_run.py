@@ -1,4 +1,4 @@
-"""SessionRunWorkflow: the runs of one session (workflow ID ``session-{session_id}``).
+"""SessionRunWorkflow: the runs of one session (workflow ID ``session-{project_id}.{session_id}``).
 
 Each execution drives one run; runs queued behind it follow by continue-as-new, and so does
 a long run whose history grows too big (carrying its state). Runs arrive by the ``submit``

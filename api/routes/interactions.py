@@ -103,5 +103,5 @@ async def respond(
         response=body.response,
         responder=body.responder,
     )
-    await sessions.signal_respond(temporal, record.session_id, answer)
+    await sessions.signal_respond(temporal, record.project_id, record.session_id, answer)
     return Accepted(run_id=record.run_id, interaction_id=interaction_id)

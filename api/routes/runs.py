@@ -221,6 +221,9 @@ async def request_cancel(
             {"status": run.status.value},
         )
     await sessions.signal_cancel(
-        temporal, run.session_id, CancelSignal(run_id=run_id, reason=body.reason if body else None)
+        temporal,
+        run.project_id,
+        run.session_id,
+        CancelSignal(run_id=run_id, reason=body.reason if body else None),
     )
     return run
