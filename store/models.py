@@ -218,6 +218,8 @@ class RunStatusHistory(Base):
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(512))
     at: Mapped[datetime]
+    # Who caused the transition, when a person did (the API key that cancelled the run).
+    actor: Mapped[str | None] = mapped_column(String(128))
 
 
 class TranscriptEvent(Base):

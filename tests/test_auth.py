@@ -249,3 +249,34 @@ async def _until_deliveries(client: httpx.AsyncClient, trigger_id: str) -> list[
             return found
         await asyncio.sleep(0.05)
     raise TimeoutError(f"trigger {trigger_id} has no delivery")
+
+
+async def test_the_key_names_who_answered_and_who_cancelled(stack: Stack) -> None:
+    answerer, canceller = _name("alice"), _name("bob")
+    key_answer = await stack.create_key(Role.OPERATOR, name=answerer)
+    key_cancel = await stack.create_key(Role.OPERATOR, name=canceller)
+    async with stack.client(key_answer) as alice, stack.client(key_cancel) as bob:
+        first = (await alice.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        ask = await wait_for_pending_interaction(alice, first["run_id"])
+        answered = await alice.post(
+            f"/v1/interactions/{ask['interaction_id']}/respond",
+            json={"response": {"option_id": "allow"}, "responder": "somebody else"},
+        )
+        assert answered.status_code == 202
+        await wait_for_run(alice, first["run_id"], FINAL)
+        record = (await alice.get(f"/v1/interactions/{ask['interaction_id']}")).json()
+        assert record["responder"] == answerer
+        events = (await alice.get(f"/v1/runs/{first['run_id']}/events")).json()["events"]
+        [resolved] = [e for e in events if e["type"] == "interaction.resolved"]
+        assert resolved["data"]["responder"] == answerer
+
+        second = (await alice.post("/v1/runs", json={"agent": "approval-demo"})).json()
+        await wait_for_pending_interaction(alice, second["run_id"])
+        cancel = await bob.post(f"/v1/runs/{second['run_id']}/cancel", json={"reason": "stop"})
+        assert cancel.status_code == 202
+        done = await wait_for_run(bob, second["run_id"], FINAL)
+        assert done["status"] == "cancelled" and done["status_reason"] == "stop"
+        history = (await bob.get(f"/v1/runs/{second['run_id']}/history")).json()
+    last = history["transitions"][-1]
+    assert (last["status"], last["reason"], last["actor"]) == ("cancelled", "stop", canceller)
+    assert {t["actor"] for t in history["transitions"][:-1]} == {None}

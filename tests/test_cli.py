@@ -45,6 +45,7 @@ class Cli:
     @classmethod
     async def start(cls, stack: Stack, *args: str, api_url: str | None = None) -> Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+        # The answers are recorded under the key's name (stack-admin), not $TETHER_RESPONDER.
         env.update(COLUMNS="200", TETHER_RESPONDER="cli-test", TETHER_API_KEY=stack.api_key)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -101,7 +102,7 @@ async def test_run_follow_asks_inline_and_finishes(stack: Stack, answer: str, ch
 
     done = await cli.finish(answer + "\n")
     assert done.code == 0, done
-    assert f"answered {chosen} by cli-test" in done.out
+    assert f"answered {chosen} by stack-admin" in done.out
     if chosen == "allow":
         assert "[completed]" in done.out and "Removed build/." in done.out
     else:
@@ -171,7 +172,7 @@ async def test_input_interaction_takes_a_text_line(stack: Stack) -> None:
     )
     assert done.code == 0, done
     assert "Name the release" in done.out
-    assert "answered Bluebird 2 by cli-test" in done.out
+    assert "answered Bluebird 2 by stack-admin" in done.out
     assert "✔ completed" in done.out
 
 

@@ -101,7 +101,9 @@ async def respond(
         run_id=record.run_id,
         interaction_id=interaction_id,
         response=body.response,
-        responder=body.responder,
+        # With a key, the key's name is the responder; the free-text field counts only when
+        # auth is off (no key to name).
+        responder=principal.actor if principal.key_id else body.responder,
     )
     await sessions.signal_respond(temporal, record.project_id, record.session_id, answer)
     return Accepted(run_id=record.run_id, interaction_id=interaction_id)

@@ -224,6 +224,6 @@ async def request_cancel(
         temporal,
         run.project_id,
         run.session_id,
-        CancelSignal(run_id=run_id, reason=body.reason if body else None),
+        CancelSignal(run_id=run_id, reason=body.reason if body else None, actor=principal.actor),
     )
     return run
