@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.main import create_app
 from store.keys import Role
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.stack import Stack
 from tether.ids import session_workflow_id
+from tether.settings import Settings
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -280,3 +285,29 @@ async def test_the_key_names_who_answered_and_who_cancelled(stack: Stack) -> Non
     last = history["transitions"][-1]
     assert (last["status"], last["reason"], last["actor"]) == ("cancelled", "stop", canceller)
     assert {t["actor"] for t in history["transitions"][:-1]} == {None}
+
+
+def test_auth_can_be_off_only_on_a_loopback_api() -> None:
+    for host in ("0.0.0.0", "10.1.2.3", "api.example.com"):
+        with pytest.raises(RuntimeError, match="loopback"):
+            create_app(Settings(auth_disabled=True, api_host=host))
+    for host in ("127.0.0.1", "::1", "localhost"):
+        create_app(Settings(auth_disabled=True, api_host=host))
+    create_app(Settings(api_host="0.0.0.0"))  # with keys, any address
+
+
+async def test_with_auth_off_every_caller_is_an_admin_of_the_default_project(
+    stack: Stack,
+) -> None:
+    port = free_port()
+    env = {**stack.env, "TETHER_API_PORT": str(port), "TETHER_AUTH_DISABLED": "true"}
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:app", "--port", str(port)]
+    api = Service("api-open", argv, env, stack.runner.log_path.parent / "api-open.log")
+    api.start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", api)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as anonymous:
+            assert (await anonymous.get("/v1/runs")).status_code == 200
+            assert (await anonymous.get("/v1/keys")).status_code == 200
+    finally:
+        api.stop()

@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from store.models import Project
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.stack import Stack
+from tether.devstack.supervisor import ensure_dev_key
+from tether.settings import Settings
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -283,3 +286,99 @@ async def test_both_migrate_commands_create_the_configured_project(
     finally:
         await engine.dispose()
     assert {"default", project} <= ids
+
+
+async def _local(stack: Stack, *args: str) -> Done:
+    """A ``tether keys`` command: straight to the stack's store, no API key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(TETHER_DATABASE_URL=stack.database_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tether",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    return Done(proc.returncode or 0, out.decode(), err.decode())
+
+
+async def test_keys_create_ls_revoke_straight_in_the_store(stack: Stack) -> None:
+    project, name = f"cli-{uuid.uuid4().hex[:8]}", f"ci-{uuid.uuid4().hex[:6]}"
+    created = await _local(
+        stack, "keys", "create", "--project", project, "--role", "viewer", "--name", name,
+        "--expires-in", "12h",
+    )  # fmt: skip
+    assert created.code == 0, created
+    token = created.out.strip()
+    assert token.startswith("tk_") and "not shown again" in created.err
+    async with stack.client(token) as client:
+        assert (await client.get("/v1/runs")).json()["runs"] == []  # a new, empty project
+        assert (await client.post("/v1/runs", json={"agent": "echo"})).status_code == 403
+
+    listed = (await _local(stack, "keys", "ls", "--project", project, "--json")).json()["keys"]
+    [key] = listed
+    assert (key["name"], key["role"], key["project_id"]) == (name, "viewer", project)
+    assert key["expires_at"] is not None and "token" not in key
+    table = await _local(stack, "keys", "ls", "--project", project)
+    assert key["key_id"] in table.out and name in table.out
+
+    revoked = await _local(stack, "keys", "revoke", "--project", project, key["key_id"])
+    assert revoked.code == 0 and "revoked key" in revoked.out
+    async with stack.client(token) as client:
+        assert (await client.get("/v1/runs")).status_code == 401
+    elsewhere = await _local(stack, "keys", "revoke", key["key_id"])  # the default project
+    assert elsewhere.code == 1 and "has no key" in elsewhere.err
+    bad = await _local(
+        stack, "keys", "create", "--project", "a.b", "--role", "admin", "--name", "x"
+    )
+    assert bad.code == 2
+    assert (await _local(stack, "keys", "create", "--role", "admin", "--name", "x",
+                         "--expires-in", "soon")).code == 2  # fmt: skip
+
+
+async def test_the_cli_without_a_key_is_told_so(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "--api", stack.api_url, "runs", "ls",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd="/",
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "401" in err.decode() and "API key" in err.decode()
+
+
+async def test_the_cli_finds_the_dev_stack_key_in_the_checkout(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``tether dev`` leaves its key in ``.tether/dev-admin-key``; run from there, the CLI
+    sends it with no ``$TETHER_API_KEY``."""
+    settings = Settings(data_dir=tmp_path / ".tether", database_url=stack.database_url)
+    settings.data_dir.mkdir()
+    key_file = await ensure_dev_key(settings)
+    assert key_file == (tmp_path / ".tether" / "dev-admin-key").resolve()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert await ensure_dev_key(settings) == key_file  # still valid: kept
+    token = key_file.read_text().strip()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "--api", stack.api_url, "agents", "ls", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["agents"]
+
+    # A key the store no longer accepts is replaced on the next start.
+    [key] = [
+        k
+        for k in (await _local(stack, "keys", "ls", "--json")).json()["keys"]
+        if token.startswith(k["prefix"] + "_")
+    ]
+    assert key["name"] == "dev-admin" and key["role"] == "admin"
+    await _local(stack, "keys", "revoke", key["key_id"])
+    await ensure_dev_key(settings)
+    assert key_file.read_text().strip() != token

@@ -1,5 +1,6 @@
 """``tether``: the command line. This module parses the arguments and runs ``tether dev`` and
-``tether migrate``; the API commands live in the other modules of ``tether/cli/``."""
+``tether migrate``; ``tether keys`` (the store's API keys) is in ``keys.py``; the API commands
+live in the other modules of ``tether/cli/``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 DESCRIPTION = """Tether: durable, detached agent runs on Temporal.
 
-`tether dev` runs the whole stack; `tether migrate` migrates the store. Every other command talks
+`tether dev` runs the whole stack; `tether migrate` migrates the store; `tether keys` makes,
+lists and revokes API keys straight in the store (TETHER_DATABASE_URL). Every other command talks
 to the HTTP API at --api (default: $TETHER_API_URL, else http://127.0.0.1:8000), sending the
 API key $TETHER_API_KEY, else the dev stack's .tether/dev-admin-key (read from the current
 directory). --json prints what the API answered."""
@@ -22,6 +24,7 @@ EXAMPLES = """examples:
   tether interactions ls --status pending
   tether interactions respond int_… allow
   echo 1 | tether runs follow run_…      # answer the pending question from a pipe
+  export TETHER_API_KEY=$(tether keys create --role operator --name ci --expires-in 90d)
 
 exit codes: 0 done (a followed run completed); 1 an error, or the followed run did not
 complete; 2 bad usage; 3 the run waits for an answer stdin did not give; 130 detached (Ctrl-C).
@@ -222,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     agents = commands.add_parser("agents", help="the agents runners offer")
     agent_cmds = agents.add_subparsers(dest="agents_command", required=True, metavar="COMMAND")
     api_command(agent_cmds, "ls", c.agents_ls, "list agents")
+
+    from tether.cli import keys
+
+    keys.add_parser(commands)
 
     dev = commands.add_parser("dev", help="run the whole stack locally (Ctrl-C stops it)")
     dev.add_argument("--api-port", type=int)
