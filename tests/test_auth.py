@@ -10,8 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.auth import Access
 from api.main import create_app
 from store.keys import Role
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
@@ -311,3 +315,149 @@ async def test_with_auth_off_every_caller_is_an_admin_of_the_default_project(
             assert (await anonymous.get("/v1/keys")).status_code == 200
     finally:
         api.stop()
+
+
+# The role table: every route of the app, generated, so a route added without a declared
+# access rule fails here.
+
+# FastAPI's own pages: the OpenAPI document and the docs UIs that read it.
+FASTAPI_PAGES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def _access_of(dependant: Dependant) -> list[Access]:
+    found = [dependant.call] if isinstance(dependant.call, Access) else []
+    for sub in dependant.dependencies:
+        found += _access_of(sub)
+    return found
+
+
+def _flat(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The app's routes, through the included routers (FastAPI keeps them unflattened; their
+    routes' paths carry the router's prefix, and ``api.main`` includes them without one)."""
+    flat: list[BaseRoute] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        flat += _flat(inner.routes) if inner is not None else [route]
+    return flat
+
+
+def _routes() -> list[tuple[str, str, Access]]:
+    table = []
+    for route in _flat(create_app().routes):
+        if not isinstance(route, APIRoute):
+            assert getattr(route, "path", None) in FASTAPI_PAGES, route
+            continue
+        access = set(_access_of(route.dependant))
+        assert len(access) == 1, f"{route.path} declares no access rule (or several): {access}"
+        for method in sorted(route.methods):
+            table.append((method, route.path, next(iter(access))))
+    return table
+
+
+ROUTES = _routes()
+
+
+def _policy(method: str, path: str) -> str:
+    """What each route must declare: the roles as docs/security.md states them."""
+    if path in {"/healthz", "/readyz"}:
+        return "none"
+    if path == "/v1/triggers/{trigger_id}/fire":
+        return "optional"  # the signature, or an admin key for a schedule's fire now
+    if path.startswith("/v1/keys"):
+        return "admin"
+    if method == "GET":
+        return "viewer"  # runs, transcripts, interactions, sessions, triggers, agents, metrics
+    if path.startswith("/v1/triggers"):
+        return "admin"
+    operator = {"/v1/runs", "/v1/sessions/{session_id}/runs", "/v1/runs/{run_id}/cancel"}
+    if path in operator or path == "/v1/interactions/{interaction_id}/respond":
+        return "operator"
+    raise AssertionError(f"{method} {path}: no policy says who may call it")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "access"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
+)
+def test_each_route_declares_the_role_the_policy_gives_it(
+    method: str, path: str, access: Access
+) -> None:
+    declared = access.role.value if access.role is not None else access.key
+    assert declared == _policy(method, path)
+
+
+CALLERS: list[Role | None] = [None, Role.VIEWER, Role.OPERATOR, Role.ADMIN]
+
+
+@pytest.fixture(scope="module")
+async def role_keys(sqlite_stack: Stack) -> dict[Role, str]:
+    return {role: await sqlite_stack.create_key(role, name=f"table-{role.value}") for role in Role}
+
+
+def _expected(access: Access, caller: Role | None) -> str:
+    if access.key == "none":
+        return "allowed"
+    if caller is None:
+        return "401"
+    assert access.role is not None
+    return "allowed" if caller.allows(access.role) else "403"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "access"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES]
+)
+async def test_each_role_against_each_route(
+    stack: Stack, role_keys: dict[Role, str], method: str, path: str, access: Access
+) -> None:
+    if access.key == "optional":  # the webhook route: its own test below
+        assert path == "/v1/triggers/{trigger_id}/fire"
+        return
+    # IDs nobody has: an allowed call gets as far as 404 (or 422), never touching anything.
+    concrete = path.replace("{session_id}", "no-such-session")
+    concrete = concrete.replace("{", "nope-").replace("}", "")
+    body = {} if method in {"POST", "PATCH"} else None
+    for caller in CALLERS:
+        token = "" if caller is None else role_keys[caller]
+        async with stack.client(token) as client:
+            answer = await client.request(method, concrete, json=body)
+        expected = _expected(access, caller)
+        seen = str(answer.status_code) if answer.status_code in (401, 403) else "allowed"
+        assert seen == expected, (method, path, caller, answer.status_code, answer.text)
+        if seen == "allowed":
+            assert answer.status_code < 500, answer.text
+
+
+async def test_fire_now_needs_an_admin_key_and_a_webhook_needs_none(
+    stack: Stack, role_keys: dict[Role, str]
+) -> None:
+    async with stack.client() as admin:
+        schedule = (
+            await admin.post(
+                "/v1/triggers",
+                json={
+                    "name": _name("fire-now"),
+                    "kind": "schedule",
+                    "target": {"agent": "echo", "input": "x"},
+                    "schedule": {"interval_s": 86400},
+                    "paused": True,
+                },
+            )
+        ).json()
+        hook = (
+            await admin.post(
+                "/v1/triggers",
+                json={"name": _name("hook"), "kind": "webhook", "target": {"agent": "echo"}},
+            )
+        ).json()
+    fire = f"/v1/triggers/{schedule['trigger_id']}/fire"
+    for caller, status in ((None, 401), (Role.VIEWER, 403), (Role.OPERATOR, 403)):
+        async with stack.client("" if caller is None else role_keys[caller]) as client:
+            assert (await client.post(fire)).status_code == status, caller
+    async with stack.client(role_keys[Role.ADMIN]) as client:
+        paused = await client.post(fire)
+    assert paused.status_code == 409  # allowed, and refused for being paused
+
+    # A webhook's credential is its signature: without a key, a bad one is the signature's 401.
+    async with stack.client("") as anonymous:
+        unsigned = await anonymous.post(f"/v1/triggers/{hook['trigger_id']}/fire", json={})
+    assert unsigned.status_code == 401
+    assert unsigned.json()["error"]["code"] != "missing_api_key"
