@@ -461,3 +461,22 @@ async def test_fire_now_needs_an_admin_key_and_a_webhook_needs_none(
         unsigned = await anonymous.post(f"/v1/triggers/{hook['trigger_id']}/fire", json={})
     assert unsigned.status_code == 401
     assert unsigned.json()["error"]["code"] != "missing_api_key"
+
+
+async def test_a_queued_run_cancelled_by_a_key_records_it(stack: Stack) -> None:
+    canceller = _name("carol")
+    key = await stack.create_key(Role.OPERATOR, name=canceller)
+    path = f"/v1/sessions/{_name('queue')}/runs"
+    async with stack.client() as admin, stack.client(key) as carol:
+        first = (await admin.post(path, json={"agent": "approval-demo"})).json()
+        await wait_for_pending_interaction(admin, first["run_id"])
+        queued = (
+            await admin.post(path, json={"agent": "echo", "input": "x", "multitask": "enqueue"})
+        ).json()
+        assert queued["status"] == "queued"
+        assert (await carol.post(f"/v1/runs/{queued['run_id']}/cancel")).status_code == 202
+        done = await wait_for_run(carol, queued["run_id"], FINAL)
+        history = (await carol.get(f"/v1/runs/{queued['run_id']}/history")).json()
+        await admin.post(f"/v1/runs/{first['run_id']}/cancel")
+    assert done["status"] == "cancelled"
+    assert history["transitions"][-1]["actor"] == canceller

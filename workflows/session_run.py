@@ -177,7 +177,9 @@ class SessionRunWorkflow:
         for entry in self._queue:
             if entry.spec.run_id == request.run_id:
                 self._queue.remove(entry)
-                await RunDriver(entry).finish(
+                driver = RunDriver(entry)
+                driver.on_cancel(request)  # the transition records who cancelled it
+                await driver.finish(
                     RunStatus.CANCELLED, request.reason or FailureReason.CANCELLED_BY_USER.value
                 )
                 return
