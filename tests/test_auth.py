@@ -480,3 +480,10 @@ async def test_a_queued_run_cancelled_by_a_key_records_it(stack: Stack) -> None:
         await admin.post(f"/v1/runs/{first['run_id']}/cancel")
     assert done["status"] == "cancelled"
     assert history["transitions"][-1]["actor"] == canceller
+
+
+def test_a_project_id_with_a_dot_is_refused_in_the_settings() -> None:
+    """It would make ``session-{project}.{session}`` ambiguous."""
+    with pytest.raises(ValueError, match="project ID"):
+        Settings(default_project_id="team.a")
+    assert Settings(default_project_id="team-a").default_project_id == "team-a"

@@ -8,8 +8,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tether.ids import PROJECT_ID_PATTERN, is_valid_project_id
 
 
 class Settings(BaseSettings):
@@ -75,6 +77,14 @@ class Settings(BaseSettings):
     # Continue-as-new a session's execution past this many history events (0: when Temporal
     # suggests it). Tests lower it to exercise the hand-over.
     history_events_limit: int = 0
+
+    @field_validator("default_project_id")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        # Workflow IDs embed it (``session-{project}.{session}``): it must hold no ``.``.
+        if not is_valid_project_id(value):
+            raise ValueError(f"a project ID must match {PROJECT_ID_PATTERN}")
+        return value
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:
