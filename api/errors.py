@@ -19,10 +19,16 @@ from store.keyset import InvalidCursor
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.headers = headers
 
 
 def not_found(kind: str, ident: str) -> ApiError:
@@ -86,7 +92,11 @@ def _domain_answer(exc: domain.WorkflowCallError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(domain.WorkflowCallError)
     async def _domain_error(_: Request, exc: domain.WorkflowCallError) -> JSONResponse:

@@ -8,8 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, hardening, metrics, shutdown
+from api.auth import check_auth_settings
 from api.json_input import RequestBodyGuard
-from api.routes import agents, codec, health, interactions, runs, sessions, trigger_fire, triggers
+from api.routes import (
+    agents,
+    codec,
+    health,
+    interactions,
+    keys,
+    runs,
+    sessions,
+    trigger_fire,
+    triggers,
+)
 from store.db import create_engine, session_factory
 from tether.secret_box import SecretBox
 from tether.settings import Settings, get_settings
@@ -18,6 +29,7 @@ from tether.temporal import connect
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_auth_settings(settings)
     # Fails here, before serving, without TETHER_SECRETS_KEY: webhook secrets need it.
     secret_box = SecretBox.from_settings(settings)
 
@@ -44,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestBodyGuard, max_body_bytes=settings.api_max_body_bytes)
     metrics.install(app, serve=settings.api_metrics)
-    for module in (runs, sessions, interactions, triggers, trigger_fire, agents, codec, health):
+    modules = (runs, sessions, interactions, triggers, trigger_fire, agents, keys, codec, health)
+    for module in modules:
         app.include_router(module.router)
     hardening.install(app, settings)
     codec.install_cors(app, settings.codec_cors_origin_list)

@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import VIEWER
+
 UNMATCHED = "<unmatched>"
 
 REQUESTS = Counter(
@@ -82,7 +84,13 @@ async def metrics_endpoint(_: Request) -> Response:
 
 def install(app: FastAPI, *, serve: bool = True) -> None:
     """Measure every request and, with ``serve`` (``TETHER_API_METRICS``), serve ``GET
-    /metrics`` (unauthenticated, like ``/healthz``)."""
+    /metrics`` to a viewer key (route labels and counts are the project's business)."""
     app.add_middleware(MetricsMiddleware)
     if serve:
-        app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+            dependencies=[VIEWER],
+        )

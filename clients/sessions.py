@@ -36,7 +36,7 @@ from clients.errors import (
     temporal_call,
 )
 from store import runs
-from tether.ids import session_workflow_id
+from tether.ids import legacy_session_workflow_id, session_workflow_id
 from tether.settings import Settings
 from workflows.errors import ErrorType
 from workflows.session_run import (
@@ -91,7 +91,7 @@ def start_operation(spec: RunSpec, task_queue: str) -> WithStartWorkflowOperatio
     return WithStartWorkflowOperation(
         SessionRunWorkflow.run,
         SessionInput(session_id=spec.session_id, project_id=spec.project_id),
-        id=session_workflow_id(spec.session_id),
+        id=session_workflow_id(spec.project_id, spec.session_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=run_search_attributes(spec),
@@ -101,11 +101,13 @@ def start_operation(spec: RunSpec, task_queue: str) -> WithStartWorkflowOperatio
     )
 
 
-def session_handle(client: Client, session_id: str) -> WorkflowHandle[Any, RunState | None]:
+def session_handle(
+    client: Client, project_id: str, session_id: str
+) -> WorkflowHandle[Any, RunState | None]:
     """The session's current execution (signals reach whichever run it is driving)."""
     return client.get_workflow_handle_for(
         SessionRunWorkflow.run,  # type: ignore[arg-type]  # mypy can't infer through @defn
-        session_workflow_id(session_id),
+        session_workflow_id(project_id, session_id),
     )
 
 
@@ -202,21 +204,34 @@ def _rpc_error(err: RPCError) -> Exception:
     return err
 
 
-async def signal_cancel(client: Client, session_id: str, request: CancelSignal) -> None:
+async def signal_cancel(
+    client: Client, project_id: str | None, session_id: str, request: CancelSignal
+) -> None:
     """Ask the session's current run to stop. ``RunNotActive`` if the session is closed."""
-    await _signal(client, session_id, SessionRunWorkflow.cancel, request)
+    await _signal(client, project_id, session_id, SessionRunWorkflow.cancel, request)
 
 
-async def signal_respond(client: Client, session_id: str, answer: RespondSignal) -> None:
+async def signal_respond(
+    client: Client, project_id: str, session_id: str, answer: RespondSignal
+) -> None:
     """Hand a human's answer to the session's current run. ``RunNotActive`` if it is closed."""
-    await _signal(client, session_id, SessionRunWorkflow.respond, answer)
+    await _signal(client, project_id, session_id, SessionRunWorkflow.respond, answer)
 
 
-async def _signal(client: Client, session_id: str, signal: Any, arg: Any) -> None:
-    try:
-        async with temporal_call():
-            await session_handle(client, session_id).signal(signal, arg, rpc_timeout=RPC_TIMEOUT)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotActive("the run is no longer active", {"session_id": session_id}) from err
-        raise _rpc_error(err) from err
+async def _signal(
+    client: Client, project_id: str | None, session_id: str, signal: Any, arg: Any
+) -> None:
+    # The session's execution, else one started before workflow IDs carried the project (an
+    # upgrade with runs waiting); ``project_id`` None: a caller recorded before then.
+    handles = [client.get_workflow_handle(legacy_session_workflow_id(session_id))]
+    if project_id is not None:
+        handles.insert(0, session_handle(client, project_id, session_id))
+    for handle in handles:
+        try:
+            async with temporal_call():
+                await handle.signal(signal, arg, rpc_timeout=RPC_TIMEOUT)
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise _rpc_error(err) from err
+    raise RunNotActive("the run is no longer active", {"session_id": session_id})

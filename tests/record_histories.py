@@ -230,7 +230,10 @@ async def _write(client: Client, name: str, workflow_id: str) -> None:
 
 async def _session_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
     sessions = await _scenarios(stack)
-    return {name: session_workflow_id(session_id) for name, session_id in sessions.items()}
+    return {
+        name: session_workflow_id(stack.project_id, session_id)
+        for name, session_id in sessions.items()
+    }
 
 
 async def _catalog_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:

@@ -72,6 +72,8 @@ async def test_fresh_approval_history_replays(stack: Stack, temporal_client: Cli
             json={"response": {"option_id": "allow"}},
         )
         await wait_for_run(client, run["run_id"], {"completed"})
-    handle = temporal_client.get_workflow_handle(session_workflow_id(run["session_id"]))
+    handle = temporal_client.get_workflow_handle(
+        session_workflow_id(run["project_id"], run["session_id"])
+    )
     history = await handle.fetch_history()
     await _replayer().replay_workflow(history)

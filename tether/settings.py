@@ -9,8 +9,10 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tether.ids import PROJECT_ID_PATTERN, is_valid_project_id
 
 DEV_RUNNER_TOKEN = "tether-dev-runner-token"
 
@@ -104,8 +106,16 @@ class Settings(BaseSettings):
     # says otherwise.
     webhook_secret_overlap_s: float = 24 * 3600.0
 
-    # Tenancy: every row and workflow carries a project; API keys will pick it later.
+    # Tenancy: every row and workflow carries a project; a request's project is its API key's.
+    # The default project is the one the dev stack's key and `tether migrate` create.
     default_project_id: str = "default"
+    # Every API route but the health probes needs an API key. Only for a loopback-bound API
+    # (the API refuses to start otherwise) may this turn keys off: every caller is then an
+    # admin of the default project.
+    auth_disabled: bool = False
+    # The dev stack's Temporal UI cannot send an API key to /codec: let it through without one,
+    # only for an API on a loopback address (like auth_disabled).
+    codec_open: bool = False
 
     # Run policy, handed to each workflow in its input (workflows read no settings).
     accept_wait_s: float = 5.0
@@ -119,6 +129,14 @@ class Settings(BaseSettings):
     # Continue-as-new a session's execution past this many history events (0: when Temporal
     # suggests it). Tests lower it to exercise the hand-over.
     history_events_limit: int = 0
+
+    @field_validator("default_project_id")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        # Workflow IDs embed it (``session-{project}.{session}``): it must hold no ``.``.
+        if not is_valid_project_id(value):
+            raise ValueError(f"a project ID must match {PROJECT_ID_PATTERN}")
+        return value
 
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:

@@ -260,6 +260,8 @@ class CancelTargetInput(BaseModel):
     session_id: str
     run_id: str
     reason: str
+    # None in histories recorded before workflow IDs carried the project.
+    project_id: str | None = None
 
 
 class DeliveryOutcome(BaseModel):

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
 
+from api.auth import CODEC_OPERATOR, CODEC_VIEWER
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.schemas.codec import CodecPayloads
@@ -54,8 +55,7 @@ def _check_namespace(namespace: str | None, served: str) -> None:
         )
 
 
-# AUTH: viewer
-@router.post("/decode", response_model=CodecPayloads)
+@router.post("/decode", response_model=CodecPayloads, dependencies=[CODEC_VIEWER])
 async def decode_payloads(
     body: CodecPayloads,
     temporal: TemporalDep,
@@ -77,8 +77,8 @@ async def decode_payloads(
     return _answer(payloads)
 
 
-# AUTH: operator (what it encrypts, workers accept as ours)
-@router.post("/encode", response_model=CodecPayloads)
+# Operator: what it encrypts, workers accept as ours.
+@router.post("/encode", response_model=CodecPayloads, dependencies=[CODEC_OPERATOR])
 async def encode_payloads(
     body: CodecPayloads,
     temporal: TemporalDep,

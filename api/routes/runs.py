@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.agents_catalog import require_agent
+from api.auth import OPERATOR, VIEWER, OperatorDep
 from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas.runs import (
@@ -97,7 +98,7 @@ _STARTED = {
 }
 
 
-@router.post("/sessions/{session_id}/runs", **_STARTED)  # type: ignore[arg-type]
+@router.post("/sessions/{session_id}/runs", **_STARTED, dependencies=[OPERATOR])  # type: ignore[arg-type]
 async def start_session_run(
     session_id: SessionIdPath, body: RunCreate, starter: StarterDep
 ) -> RunPublic:
@@ -106,7 +107,7 @@ async def start_session_run(
     return await starter.start(session_id, body)
 
 
-@router.post("/runs", **_STARTED)  # type: ignore[arg-type]
+@router.post("/runs", **_STARTED, dependencies=[OPERATOR])  # type: ignore[arg-type]
 async def start_run(body: RunCreate, starter: StarterDep) -> RunPublic:
     """Start a run in a new session. With an idempotency key the session is derived from the
     key, so a retry finds the run it made."""
@@ -115,7 +116,7 @@ async def start_run(body: RunCreate, starter: StarterDep) -> RunPublic:
     return await starter.start(session_id, body)
 
 
-@router.get("/runs", response_model=RunList)
+@router.get("/runs", response_model=RunList, dependencies=[VIEWER])
 async def list_runs(
     db: DbDep,
     project_id: ProjectDep,
@@ -154,12 +155,12 @@ async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunPublic:
     return RunPublic.of(run)
 
 
-@router.get("/runs/{run_id}", response_model=RunPublic)
+@router.get("/runs/{run_id}", response_model=RunPublic, dependencies=[VIEWER])
 async def get_run(run_id: str, db: DbDep, project_id: ProjectDep) -> RunPublic:
     return await _get_run(db, project_id, run_id)
 
 
-@router.get("/runs/{run_id}/events", response_model=EventList)
+@router.get("/runs/{run_id}/events", response_model=EventList, dependencies=[VIEWER])
 async def list_run_events(
     run_id: str,
     db: DbDep,
@@ -176,7 +177,7 @@ async def list_run_events(
     )
 
 
-@router.get("/runs/{run_id}/stream")
+@router.get("/runs/{run_id}/stream", dependencies=[VIEWER])
 async def stream_run(
     run_id: str,
     db: DbDep,
@@ -215,7 +216,7 @@ def _last_event_id(value: str) -> int:
     return int(value)
 
 
-@router.get("/runs/{run_id}/history", response_model=HistoryPublic)
+@router.get("/runs/{run_id}/history", response_model=HistoryPublic, dependencies=[VIEWER])
 async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryPublic:
     await _get_run(db, project_id, run_id)
     transitions = await runs.run_history(db, project_id, run_id)
@@ -228,6 +229,7 @@ async def request_cancel(
     db: DbDep,
     temporal: TemporalDep,
     project_id: ProjectDep,
+    principal: OperatorDep,
     body: CancelCreate | None = None,
 ) -> RunPublic:
     """Ask the run to stop; it is recorded ``cancelled`` once the runner stopped it."""
@@ -240,6 +242,9 @@ async def request_cancel(
             {"status": run.status.value},
         )
     await sessions.signal_cancel(
-        temporal, run.session_id, CancelSignal(run_id=run_id, reason=body.reason if body else None)
+        temporal,
+        run.project_id,
+        run.session_id,
+        CancelSignal(run_id=run_id, reason=body.reason if body else None, actor=principal.actor),
     )
     return run

@@ -1,7 +1,8 @@
 """``POST /v1/triggers/{id}/fire``: a webhook event, or "fire now" for a schedule.
 
 A webhook is authenticated by its HMAC signature (``api.signatures``), not by an API key, so
-a public endpoint can receive it; it is looked up by its random trigger ID. The answer comes
+a public endpoint can receive it; it is looked up by its random trigger ID. "Fire now" of a
+schedule trigger needs an admin key of the trigger's project. The answer comes
 as soon as the firing workflow has started (``202``), with the delivery and run IDs, which
 are derived from the trigger and event ID: a duplicate event names the same ones.
 """
@@ -16,13 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import Headers
 
-from api.deps import DbDep, ProjectDep, SecretBoxDep, SettingsDep, TemporalDep
+from api.auth import KeyIfSentDep, require_role, unauthenticated
+from api.deps import DbDep, SecretBoxDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.json_input import InvalidJson, strict_loads
 from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from clients import schedules
 from store import triggers
+from store.keys import Role
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id, firing_workflow_id
 from tether.templating import TemplateError, firing_context, lookup, render
 from workflows.trigger_types import TriggerKind, TriggerRecord
@@ -40,7 +43,8 @@ _EVENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
     response_model=FireAccepted,
     responses={
         200: {"model": FireAccepted, "description": "this event was already fired"},
-        401: {"description": "missing, invalid or expired webhook signature"},
+        401: {"description": "missing, invalid or expired webhook signature (or API key)"},
+        403: {"description": "a schedule's fire now, with a key below admin"},
         409: {"description": "the trigger is paused"},
     },
     # Read raw (the signature covers the exact bytes), so declared here for the docs.
@@ -55,7 +59,7 @@ async def fire_trigger(
     db: DbDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    project_id: ProjectDep,
+    principal: KeyIfSentDep,
     secret_box: SecretBoxDep,
 ) -> FireAccepted:
     """Fire the trigger.
@@ -64,15 +68,22 @@ async def fire_trigger(
     seconds) and ``X-Tether-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw
     body>")>`` are required. The event ID is the body field ``webhook.event_id_field``, else
     the ``X-Tether-Event-Id`` (or ``X-GitHub-Delivery``) header, else derived from the signed
-    request, so the same event fires once. Schedule: "fire now", as the schedule would.
+    request, so the same event fires once. Schedule: "fire now", as the schedule would; it
+    needs an admin key of the trigger's project (a webhook needs no key: its signature is its
+    credential).
     """
     found = await triggers.find_trigger(db, trigger_id)
     if found is None:
         raise not_found("trigger", trigger_id)
     trigger = found.record
     if trigger.kind == TriggerKind.SCHEDULE:
-        if trigger.project_id != project_id:
+        if principal is None:
+            raise unauthenticated(
+                "firing a schedule trigger needs an admin key", code="missing_api_key"
+            )
+        if trigger.project_id != principal.project_id:
             raise not_found("trigger", trigger_id)
+        require_role(principal, Role.ADMIN)
         _require_active(trigger)
         await schedules.fire_schedule(temporal, trigger_id)
         return FireAccepted(trigger_id=trigger_id, status="fired")

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.agents_catalog import require_agent
+from api.auth import ADMIN, VIEWER
 from api.deps import (
     DbDep,
     DbFactoryDep,
@@ -91,7 +92,7 @@ def _check_input(kind: TriggerKind, template: object) -> None:
         raise ApiError(422, "invalid_template", str(err), {"input": template}) from err
 
 
-@router.post("", status_code=201, response_model=TriggerCreated)
+@router.post("", status_code=201, response_model=TriggerCreated, dependencies=[ADMIN])
 async def create_trigger(
     body: TriggerCreate,
     db: DbDep,
@@ -137,7 +138,7 @@ async def create_trigger(
     return TriggerCreated.of(trigger_view(record, settings), secret=secret)
 
 
-@router.get("", response_model=TriggerList)
+@router.get("", response_model=TriggerList, dependencies=[VIEWER])
 async def list_project_triggers(
     db: DbDep,
     settings: SettingsDep,
@@ -152,14 +153,14 @@ async def list_project_triggers(
     return TriggerList(triggers=[trigger_view(t, settings) for t in found], next_cursor=next_cursor)
 
 
-@router.get("/{trigger_id}", response_model=TriggerPublic)
+@router.get("/{trigger_id}", response_model=TriggerPublic, dependencies=[VIEWER])
 async def read_trigger(
     trigger_id: str, db: DbDep, settings: SettingsDep, project_id: ProjectDep
 ) -> TriggerPublic:
     return trigger_view(await _trigger(db, project_id, trigger_id), settings)
 
 
-@router.patch("/{trigger_id}", response_model=TriggerPublic)
+@router.patch("/{trigger_id}", response_model=TriggerPublic, dependencies=[ADMIN])
 async def update_trigger(
     trigger_id: str,
     body: TriggerUpdate,
@@ -189,7 +190,7 @@ async def update_trigger(
     return trigger_view(updated, settings)
 
 
-@router.post("/{trigger_id}/rotate-secret", response_model=SecretRotated)
+@router.post("/{trigger_id}/rotate-secret", response_model=SecretRotated, dependencies=[ADMIN])
 async def rotate_trigger_secret(
     trigger_id: str,
     db: DbDep,
@@ -249,18 +250,18 @@ class Pauser:
 PauserDep = Annotated[Pauser, Depends()]
 
 
-@router.post("/{trigger_id}/pause", response_model=TriggerPublic)
+@router.post("/{trigger_id}/pause", response_model=TriggerPublic, dependencies=[ADMIN])
 async def pause_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
     """Stop firing: the schedule is paused; a webhook answers ``409 trigger_paused``."""
     return await pauser.set_paused(trigger_id, True)
 
 
-@router.post("/{trigger_id}/resume", response_model=TriggerPublic)
+@router.post("/{trigger_id}/resume", response_model=TriggerPublic, dependencies=[ADMIN])
 async def resume_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
     return await pauser.set_paused(trigger_id, False)
 
 
-@router.delete("/{trigger_id}", status_code=204, response_class=Response)
+@router.delete("/{trigger_id}", status_code=204, response_class=Response, dependencies=[ADMIN])
 async def delete_trigger(
     trigger_id: str,
     db: DbDep,
@@ -277,7 +278,9 @@ async def delete_trigger(
     return Response(status_code=204)
 
 
-@router.post("/{trigger_id}/backfill", status_code=202, response_model=BackfillAccepted)
+@router.post(
+    "/{trigger_id}/backfill", status_code=202, response_model=BackfillAccepted, dependencies=[ADMIN]
+)
 async def backfill_trigger(
     trigger_id: str,
     body: BackfillCreate,
@@ -297,7 +300,7 @@ async def backfill_trigger(
     )
 
 
-@router.get("/{trigger_id}/deliveries", response_model=DeliveryList)
+@router.get("/{trigger_id}/deliveries", response_model=DeliveryList, dependencies=[VIEWER])
 async def list_trigger_deliveries(
     trigger_id: str,
     db: DbDep,
@@ -316,7 +319,9 @@ async def list_trigger_deliveries(
     )
 
 
-@router.get("/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryPublic)
+@router.get(
+    "/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryPublic, dependencies=[VIEWER]
+)
 async def read_trigger_delivery(
     trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
 ) -> DeliveryPublic:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
+from store.keys import Role, create_key_in_store
 from tether.codec import new_key_entry
 from tether.devstack.processes import Service, api_argv, free_port, wait_http
 from tether.devstack.temporal import start_temporal
@@ -89,6 +91,8 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.runner_url = f"http://127.0.0.1:{self.runner_port}"
         self.database_url = database_url
+        self.project_id = settings.get("TETHER_DEFAULT_PROJECT_ID", "default")
+        self.api_key = ""  # the admin key of ``project_id``, made by ``start``
         self.env = {
             **TEST_SETTINGS,
             "TETHER_TEMPORAL_ADDRESS": temporal_address,
@@ -107,6 +111,8 @@ class Stack:
         self.api = Service("api", api_argv("127.0.0.1", self.api_port), self.env, logs / "api.log")
 
     async def start(self) -> Stack:
+        if not self.api_key:
+            self.api_key = await self.create_key(Role.ADMIN, name="stack-admin")
         await self.start_runner()
         self.worker.start()
         self.api.start()
@@ -142,8 +148,30 @@ class Stack:
         """What a Temporal client needs to read this stack's payloads."""
         return stack_data_converter(self.env["TETHER_PAYLOAD_KEYS"])
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.api_url, timeout=30.0)
+    async def create_key(
+        self,
+        role: Role,
+        *,
+        name: str,
+        project_id: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """A new key of ``project_id`` (default: the stack's project, created if new), made
+        straight in the store; returns its token."""
+        _, token = await create_key_in_store(
+            self.database_url,
+            project_id or self.project_id,
+            name=name,
+            role=role,
+            expires_at=expires_at,
+        )
+        return token
+
+    def client(self, api_key: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client of the API sending ``api_key`` (default: the stack's admin key)."""
+        token = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=30.0)
 
     def logs(self) -> str:
         return "\n".join(

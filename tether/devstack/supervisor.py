@@ -14,11 +14,13 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
 
-from store.db import migrate_store
+from store import keys
+from store.db import create_engine, migrate_store, session_factory
 from tether.codec import PayloadKeys, new_key_entry
 from tether.devstack.dev_secrets import with_dev_secrets
 from tether.devstack.processes import Service, api_argv, venv_binary, wait_http
@@ -116,16 +118,53 @@ def app_services(
 
 
 def dev_stack_switches(settings: Settings) -> dict[str, str]:
-    """On the dev stack the API serves /docs and /metrics, unless the user said otherwise."""
-    switches = {"api_docs": "TETHER_API_DOCS", "api_metrics": "TETHER_API_METRICS"}
+    """On the dev stack the API serves /docs and /metrics, and its Temporal UI may decode
+    payloads without a key, unless the user said otherwise."""
+    switches = {
+        "api_docs": "TETHER_API_DOCS",
+        "api_metrics": "TETHER_API_METRICS",
+        "codec_open": "TETHER_CODEC_OPEN",
+    }
     return {
         env: "true" for field, env in switches.items() if field not in settings.model_fields_set
     }
 
 
-def banner(settings: Settings, logs: Path) -> str:
+DEV_KEY_FILE = "dev-admin-key"
+DEV_KEY_NAME = "dev-admin"
+
+
+async def ensure_dev_key(settings: Settings) -> Path:
+    """The dev stack's admin key of the default project, in ``<data dir>/dev-admin-key`` (mode
+    0600): made on first start, and again if the store no longer accepts the one on file."""
+    path = settings.data_dir.resolve() / DEV_KEY_FILE
+    if path.is_file():
+        token = path.read_text().strip()
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                valid = await keys.find_valid_key(session, token, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+        if valid is not None:
+            return path
+    _, token = await keys.create_key_in_store(
+        settings.database_url,
+        settings.default_project_id,
+        name=DEV_KEY_NAME,
+        role=keys.Role.ADMIN,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    path.chmod(0o600)  # an older file may have had looser bits
+    return path
+
+
+def banner(settings: Settings, logs: Path, key_file: Path) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     ui_host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    token = key_file.read_text().strip()
     metrics = (
         f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
         if settings.worker_metrics_port
@@ -140,8 +179,12 @@ Tether is running.
                payloads are encrypted; it decodes them through {codec})
   Worker       metrics {metrics}
   Logs         {logs}/
+  Admin key    {token}
+               (in {key_file}; the tether CLI finds it there)
 Try:
-  curl -s -X POST {api}/v1/runs -H 'content-type: application/json' \\
+  export TETHER_API_KEY=$(cat {key_file})
+  curl -s -X POST {api}/v1/runs -H "Authorization: Bearer $TETHER_API_KEY" \\
+       -H 'content-type: application/json' \\
        -d '{{"agent": "approval-demo", "input": "clean the build folder"}}'
 A process that exits is restarted. Ctrl-C stops everything.
 """
@@ -224,6 +267,7 @@ async def run_dev(settings: Settings) -> None:
         print(f"migrating the store at {settings.database_url} ...", flush=True)
         box = SecretBox.from_settings(settings)
         await migrate_store(settings.database_url, settings.default_project_id, box)
+        key_file = await ensure_dev_key(settings)
         env = {**dev_stack_switches(settings), **secrets_env}
         temporal_env = dev_payload_keys(settings, data)
         for service, ready_url in app_services(settings, logs, env, temporal_env):
@@ -232,7 +276,7 @@ async def run_dev(settings: Settings) -> None:
             supervised.append((service, _http_ready(ready_url, service) if ready_url else None))
             if ready_url:
                 await wait_http(ready_url, service)
-        print(banner(settings, logs), flush=True)
+        print(banner(settings, logs, key_file), flush=True)
         watchers = [asyncio.create_task(supervise(s, ready, stop)) for s, ready in supervised]
         await stop.wait()
     finally:

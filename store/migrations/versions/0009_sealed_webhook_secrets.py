@@ -8,8 +8,8 @@
 Sealing needs the key: ``store.db.migrate`` lends its box (``config.attributes["secret_box"]``),
 else the settings give it. A store with no webhook secret migrates without one.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-28
 """
 
@@ -23,8 +23,8 @@ from alembic import context, op
 from tether.secret_box import SecretBox, is_sealed
 from tether.settings import get_settings
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
