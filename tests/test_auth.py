@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import SecretStr
 from starlette.routing import BaseRoute
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -22,6 +23,7 @@ from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.stack import Stack
 from tether.ids import session_workflow_id
+from tether.secret_box import new_key
 from tether.settings import Settings
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -291,13 +293,18 @@ async def test_the_key_names_who_answered_and_who_cancelled(stack: Stack) -> Non
     assert {t["actor"] for t in history["transitions"][:-1]} == {None}
 
 
-def test_auth_can_be_off_only_on_a_loopback_api() -> None:
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, secrets_key=SecretStr(new_key()), **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("switch", ["auth_disabled", "codec_open"])
+def test_auth_can_be_off_only_on_a_loopback_api(switch: str) -> None:
     for host in ("0.0.0.0", "10.1.2.3", "api.example.com"):
         with pytest.raises(RuntimeError, match="loopback"):
-            create_app(Settings(auth_disabled=True, api_host=host))
+            create_app(_settings(**{switch: True}, api_host=host))
     for host in ("127.0.0.1", "::1", "localhost"):
-        create_app(Settings(auth_disabled=True, api_host=host))
-    create_app(Settings(api_host="0.0.0.0"))  # with keys, any address
+        create_app(_settings(**{switch: True}, api_host=host))
+    create_app(_settings(api_host="0.0.0.0"))  # with keys, any address
 
 
 async def test_with_auth_off_every_caller_is_an_admin_of_the_default_project(
@@ -343,10 +350,11 @@ def _flat(routes: list[BaseRoute]) -> list[BaseRoute]:
 
 def _routes() -> list[tuple[str, str, Access]]:
     table = []
-    for route in _flat(create_app().routes):
-        if not isinstance(route, APIRoute):
-            assert getattr(route, "path", None) in FASTAPI_PAGES, route
-            continue
+    # Every optional route served (/metrics, /docs), as under `tether dev`.
+    for route in _flat(create_app(_settings(api_metrics=True, api_docs=True)).routes):
+        if getattr(route, "path", None) in FASTAPI_PAGES:
+            continue  # the API's own description, open where it is switched on
+        assert isinstance(route, APIRoute), route
         access = set(_access_of(route.dependant))
         assert len(access) == 1, f"{route.path} declares no access rule (or several): {access}"
         for method in sorted(route.methods):
