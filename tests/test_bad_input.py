@@ -291,7 +291,7 @@ async def test_an_input_at_the_limit_runs_and_leaves_its_session_usable(
         )
         assert response.status_code == 202, response.text
         await wait_for_run(client, response.json()["run_id"], {"completed"})
-        handle = temporal_client.get_workflow_handle(session_workflow_id(session))
+        handle = temporal_client.get_workflow_handle(session_workflow_id(stack.project_id, session))
         await handle.result()  # the execution closed (a too large payload fails every task)
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 

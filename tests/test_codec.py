@@ -385,7 +385,9 @@ async def test_temporals_database_holds_no_plaintext_of_a_run(file_backed: FileB
 
         # Every payload of the history is ciphertext; the codec endpoint reads them.
         plain_client = await Client.connect(settings.temporal_address)  # no codec: raw bytes
-        handle = plain_client.get_workflow_handle(session_workflow_id(run["session_id"]))
+        handle = plain_client.get_workflow_handle(
+            session_workflow_id(run["project_id"], run["session_id"])
+        )
         history = await handle.fetch_history()
         payloads = [p for event in history.events for p in _payloads_in(_ours(event))]
         assert payloads and {p.metadata["encoding"] for p in payloads} == {ENCODING}
@@ -410,6 +412,8 @@ async def test_temporals_database_holds_no_plaintext_of_a_run(file_backed: FileB
         settings.temporal_address,
         "--codec-endpoint",
         f"{stack.api_url}/codec",
+        "--codec-auth",
+        f"Bearer {stack.api_key}",  # the codec needs a key like every other route
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -26,6 +26,13 @@ class DevStack:
     proc: subprocess.Popen[bytes]
     console: Path
     api_url: str
+    data_dir: Path
+
+    def client(self) -> httpx.AsyncClient:
+        """A client of the stack's API with the admin key ``tether dev`` made on first start."""
+        token = (self.data_dir / "dev-admin-key").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=30)
 
     def output(self) -> str:
         return self.console.read_text(errors="replace")
@@ -69,7 +76,7 @@ async def dev_stack(tmp_path: Path) -> AsyncIterator[DevStack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     console = tmp_path / "console.log"
     proc = _spawn(argv, env, console)
-    stack = DevStack(proc, console, f"http://127.0.0.1:{api_port}")
+    stack = DevStack(proc, console, f"http://127.0.0.1:{api_port}", tmp_path / "data")
     try:
         await stack.wait_output("Tether is running.", timeout=120)
         yield stack
@@ -96,7 +103,7 @@ async def _post_until_accepted(client: httpx.AsyncClient, url: str, body: dict) 
 async def test_a_crashed_child_is_restarted_and_the_rest_keeps_running(
     dev_stack: DevStack,
 ) -> None:
-    async with httpx.AsyncClient(base_url=dev_stack.api_url, timeout=30) as client:
+    async with dev_stack.client() as client:
         assert "Runner       http://127.0.0.1:" in dev_stack.output()
         run = (await client.post("/v1/runs", json={"agent": "approval-demo"})).json()
         interaction = await wait_for_pending_interaction(client, run["run_id"])
