@@ -118,13 +118,7 @@ class RunActivities:
             content=inp.reply.model_dump_json(),
             headers={**self._headers(), "Content-Type": "application/json"},
         )
-        if response.status_code == 404:
-            raise ApplicationError(
-                f"the runner no longer knows run {inp.run_id}",
-                type=ErrorType.RUNNER_LOST,
-                non_retryable=True,
-            )
-        response.raise_for_status()
+        _require_known(response, inp.run_id)
 
     @activity.defn
     async def probe_run(self, inp: ProbeInput) -> None:
@@ -136,13 +130,7 @@ class RunActivities:
         response = await self._http.get(
             self._url(f"/v1/runs/{inp.run_id}"), headers=self._headers(), timeout=5.0
         )
-        if response.status_code == 404:
-            raise ApplicationError(
-                f"the runner no longer knows run {inp.run_id} (it restarted or lost it)",
-                type=ErrorType.RUNNER_LOST,
-                non_retryable=True,
-            )
-        response.raise_for_status()
+        _require_known(response, inp.run_id)
 
     @activity.defn
     async def cancel_run(self, inp: CancelRunInput) -> None:
@@ -155,3 +143,14 @@ class RunActivities:
         if response.status_code == 404:
             return
         response.raise_for_status()
+
+
+def _require_known(response: httpx.Response, run_id: str) -> None:
+    """``RunnerLost`` (not retried) if the runner answered 404: it no longer has the run."""
+    if response.status_code == 404:
+        raise ApplicationError(
+            f"the runner no longer knows run {run_id} (it restarted or lost it)",
+            type=ErrorType.RUNNER_LOST,
+            non_retryable=True,
+        )
+    response.raise_for_status()
