@@ -44,6 +44,7 @@ async def test_no_generated_request_gets_a_server_error(stack: Stack, tmp_path: 
         str(report),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # its example cache (.schemathesis/) stays out of the checkout
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=600)
     text = output.decode(errors="replace")
