@@ -34,7 +34,9 @@ TEST_SETTINGS = {
 
 
 @asynccontextmanager
-async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
+async def standalone_stack(
+    *, short_bounds: bool = True, **settings: str
+) -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
     """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders)."""
     env = await start_temporal()
     try:
@@ -45,6 +47,8 @@ async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]
                 temporal_address=env.client.service_client.config.target_host,
                 database_url=url,
                 workdir=Path(tmp),
+                short_bounds=short_bounds,
+                **settings,
             )
             await stack.start()
             try:
@@ -56,10 +60,19 @@ async def standalone_stack() -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]
 
 
 class Stack:
-    """One runner, one worker and one API, on their own task queue and database."""
+    """One runner, one worker and one API, on their own task queue and database.
+
+    ``short_bounds`` applies ``TEST_SETTINGS``; without it the processes run on the settings'
+    defaults, as ``make run`` does (the bench)."""
 
     def __init__(
-        self, *, temporal_address: str, database_url: str, workdir: Path, **settings: str
+        self,
+        *,
+        temporal_address: str,
+        database_url: str,
+        workdir: Path,
+        short_bounds: bool = True,
+        **settings: str,
     ) -> None:
         self.runner_port, self.api_port = free_port(), free_port()
         self.task_queue = f"tq-{uuid.uuid4().hex[:10]}"
@@ -67,7 +80,7 @@ class Stack:
         self.runner_url = f"http://127.0.0.1:{self.runner_port}"
         self.database_url = database_url
         self.env = {
-            **TEST_SETTINGS,
+            **(TEST_SETTINGS if short_bounds else {}),
             "TETHER_TEMPORAL_ADDRESS": temporal_address,
             "TETHER_DATABASE_URL": database_url,
             "TETHER_TASK_QUEUE": self.task_queue,
