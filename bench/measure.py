@@ -124,11 +124,13 @@ class Profile:
     """``py-spy record`` attached to a running process until ``stop``; samples as collapsed
     stacks (one line per distinct stack: ``frame;frame;... count``).
 
-    Non-blocking: py-spy does not pause the process to read it, which perturbs it less and,
-    on this machine, is the mode that leaves threads blocked in a wait out of the samples
-    (the blocking mode counted an idle thread in ~8% of its samples). A sample is then one
-    thread on CPU, so samples / rate is CPU seconds of Python threads (C code they call, such
-    as SQLite's, included; the Temporal core's own threads not)."""
+    ``--gil``: only the thread holding the GIL is sampled. On this machine py-spy's own test of
+    whether a thread is idle is unreliable (threads blocked in ``epoll`` or a lock still showed
+    up in 5-10% of the samples, more for threads that wake often), and in these processes the
+    GIL is what bounds the Python work anyway. So samples / rate is seconds of Python running;
+    C code that releases the GIL (SQLite executing a statement) and the Temporal core's own
+    threads are not in it. Non-blocking: the process is not paused to be read.
+    """
 
     def __init__(self, pid: int, out: Path) -> None:
         self.out = out
@@ -136,7 +138,7 @@ class Profile:
         self.proc = subprocess.Popen(
             [
                 *(py_spy(), "record", "--pid", str(pid), "--rate", str(RATE_HZ), "--function"),
-                "--nonblocking",
+                *("--gil", "--nonblocking"),
                 *("--format", "raw", "--output", str(out)),
             ],
             stdout=subprocess.DEVNULL,
@@ -156,6 +158,14 @@ class Profile:
             raise RuntimeError(f"py-spy wrote no profile: {err.decode(errors='replace')}")
 
 
+# Frames that are under most samples and say nothing: the event loop, thread and process entry
+# points (shortened frames, see ``_short``).
+_PLUMBING = re.compile(
+    r"\((asyncio/|threading\.py|selectors\.py|concurrent/futures/|<frozen runpy>|click/"
+    r"|uvicorn/(main|server|__main__|_compat)\.py|worker\.py\))"
+)
+
+
 def _short(frame: str) -> str:
     """``func (path:line)`` -> ``func (module path)``, the path from the package on."""
     match = _FRAME.match(frame)
@@ -171,21 +181,16 @@ def _short(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
-def _package(frame: str) -> str:
-    match = _FRAME.match(frame)
-    path = match["file"] if match else frame
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if "/lib/python3" in path:
-        return "stdlib:" + path.rsplit("/lib/python3", 1)[1].split("/")[1].removesuffix(".py")
-    if path.endswith("worker.py"):
-        return "worker.py"
-    found = re.search(r"/(api|store|activities|workflows|clients|runner|tether)/", path)
-    return found[1] if found else path
+def _folder(short_frame: str) -> str:
+    """The folder of a shortened frame's module (``sqlalchemy/orm``, ``api``), or the module
+    itself when it is not in one (``typing.py``, ``worker.py``)."""
+    path = short_frame[short_frame.rfind(" (") + 2 : -1]
+    folder, _, name = path.rpartition("/")
+    return folder or name
 
 
 def summarize(collapsed: Path, runs: int, top: int = 10) -> dict[str, Any]:
-    """Top functions by own samples and by samples under them, and own samples per package;
+    """Top functions by own samples and by samples under them, and own samples per folder;
     each in CPU ms per run (samples / rate / runs)."""
     own: Counter[str] = Counter()
     under: Counter[str] = Counter()
@@ -199,21 +204,20 @@ def summarize(collapsed: Path, runs: int, top: int = 10) -> dict[str, Any]:
         frames = [_short(f) for f in stack.split(";")]
         total += count
         own[frames[-1]] += count
-        packages[_package(stack.split(";")[-1])] += count
+        packages[_folder(frames[-1])] += count
         for frame in set(frames):
             under[frame] += count
 
     def ms(count: int) -> float:
         return round(1000 * count / RATE_HZ / max(runs, 1), 2)
 
-    # Frames under nearly every sample (the event loop, thread entry points) say nothing.
-    telling = [(f, n) for f, n in under.most_common() if n < 0.9 * total]
+    telling = [(f, n) for f, n in under.most_common() if not _PLUMBING.search(f)]
     return {
         "samples": total,
         "cpu_ms_per_run": ms(total),
         "top_self": [{"frame": f, "ms_per_run": ms(n)} for f, n in own.most_common(top)],
         "top_total": [{"frame": f, "ms_per_run": ms(n)} for f, n in telling[:top]],
-        "by_package": [{"package": p, "ms_per_run": ms(n)} for p, n in packages.most_common(top)],
+        "by_folder": [{"folder": p, "ms_per_run": ms(n)} for p, n in packages.most_common(top)],
     }
 
 

@@ -14,8 +14,10 @@ Temporal, Tether polling ``GET /v1/runs/{id}`` every 10 ms, Tether following the
   API; the floor: Temporal server and its worker), and the CPU seconds of each during D;
 - the ratios Tether / floor.
 
-With ``--profile``, one more D pass per Tether client runs under ``py-spy record`` on the worker
-and the API (not the measured pass: sampling slows them), and the top frames are reported.
+A D pass stops at its first failed run and reports the failure instead of a rate (today the SSE
+client's, at 20 in flight: issue 12). With ``--profile``, one more D pass per Tether client
+runs under ``py-spy record`` on the worker and the API (not the measured pass: sampling slows
+them), and the top frames are reported.
 
 Usage: ``python -m bench.scenario [--runs 60] [--throughput-runs 200] [--in-flight 20]
 [--profile]``. Prints the table; writes JSON to ``bench/results/scenario-<timestamp>.json``.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from temporalio.client import Client
 
 from bench.measure import Profile, Watch, percentiles, summarize, temporal_server_pid, wait_for_line
@@ -72,8 +76,11 @@ async def sequential(clients: list[Scenario], runs: int, warmups: int) -> dict[s
     return samples
 
 
-async def concurrent(client: Scenario, runs: int, in_flight: int) -> tuple[float, list[Sample]]:
-    """``runs`` runs, ``in_flight`` at a time; the seconds they took and their samples."""
+async def concurrent(
+    client: Scenario, runs: int, in_flight: int
+) -> tuple[float, list[Sample], str | None]:
+    """``runs`` runs, ``in_flight`` at a time: the seconds they took, their samples, and what
+    went wrong if a run failed (the pass then stops: the others are cancelled)."""
     left = iter(range(runs))
     samples: list[Sample] = []
 
@@ -82,8 +89,22 @@ async def concurrent(client: Scenario, runs: int, in_flight: int) -> tuple[float
             samples.append(await client.run_once())
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(min(in_flight, runs))))
-    return time.perf_counter() - t0, samples
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(in_flight, runs)):
+                group.create_task(lane())
+    except ExceptionGroup as failed:
+        return time.perf_counter() - t0, samples, describe(failed.exceptions[0])
+    return time.perf_counter() - t0, samples, None
+
+
+def describe(error: BaseException) -> str:
+    """One line for a failed run: the error, and the request it was waiting for if any."""
+    text = f"{type(error).__name__}: {error}".rstrip(": ")
+    if isinstance(error, httpx.RequestError):
+        with contextlib.suppress(RuntimeError):  # no request attached
+            text += f" ({error.request.method} {error.request.url.path})"
+    return text[:300]
 
 
 def latency(samples: list[Sample]) -> dict[str, Any]:
@@ -100,15 +121,18 @@ def latency(samples: list[Sample]) -> dict[str, Any]:
 async def throughput(
     client: Scenario, processes: dict[str, int], runs: int, in_flight: int
 ) -> dict[str, Any]:
+    """D, E and CPU per process. A failed run stops the pass: it is reported, not timed."""
     watch = Watch(processes, client=os.getpid())
     watch.start()
-    elapsed, samples = await concurrent(client, runs, in_flight)
-    usage = await watch.stop(runs)
+    elapsed, samples, failed = await concurrent(client, runs, in_flight)
+    usage = await watch.stop(max(len(samples), 1))
     return {
         "runs": runs,
         "in_flight": in_flight,
+        "completed": len(samples),
+        "failed": failed,
         "elapsed_s": round(elapsed, 2),
-        "runs_per_s": round(runs / elapsed, 2),
+        "runs_per_s": None if failed else round(runs / elapsed, 2),
         "answer_404s": sum(s.answer_404s for s in samples),
         **usage,
     }
@@ -123,14 +147,16 @@ async def profiled(
     await asyncio.sleep(0.5)  # py-spy attaches
     watch = Watch({name: processes[name] for name in names})
     watch.start()
-    try:
-        await concurrent(client, runs, in_flight)
-    finally:
-        usage = await watch.stop(runs)
-        for profile in profiles.values():
-            profile.stop()
+    _, samples, failed = await concurrent(client, runs, in_flight)
+    usage = await watch.stop(max(len(samples), 1))
+    for profile in profiles.values():
+        profile.stop()
     return {
-        name: {**summarize(p.out, runs), "psutil_cpu_ms_per_run": usage["cpu_ms_per_run"][name]}
+        name: {
+            **summarize(p.out, len(samples)),
+            "psutil_cpu_ms_per_run": usage["cpu_ms_per_run"][name],
+            "failed": failed,
+        }
         for name, p in profiles.items()
     }
 
@@ -172,16 +198,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             variants: dict[str, dict[str, Any]] = {
                 name: {"latency": latency(s)} for name, s in samples.items()
             }
+            profiles: dict[str, Any] = {}
             for client, procs in ((bare, floor_procs), (poll, tether_procs), (sse, tether_procs)):
-                variants[client.name]["throughput"] = await throughput(
-                    client, procs, args.throughput_runs, args.in_flight
-                )
-            profiles = {}
-            if args.profile:
-                out = args.profile_dir
-                for client in (poll, sse):
+                thr = await throughput(client, procs, args.throughput_runs, args.in_flight)
+                variants[client.name]["throughput"] = thr
+                # Profiled right after its own pass, before another client's failure (if one
+                # fails) can leave the stack busy; a failed pass would only fail again.
+                if args.profile and client is not bare and not thr["failed"]:
                     profiles[client.name] = await profiled(
-                        client, tether_procs, args.throughput_runs, args.in_flight, out
+                        client, procs, args.throughput_runs, args.in_flight, args.profile_dir
                     )
     return {
         "when": datetime.now(UTC).isoformat(),
@@ -208,9 +233,9 @@ def tether_processes(stack: Stack, server: int) -> dict[str, int]:
     return pids
 
 
-def ratios(tether: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
-    def r(a: float, b: float) -> float:
-        return round(a / b, 2) if b else float("nan")
+def ratios(tether: dict[str, Any], floor: dict[str, Any]) -> dict[str, float | None]:
+    def r(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
 
     lt, lf = tether["latency"], floor["latency"]
     dt, df = tether["throughput"], floor["throughput"]
@@ -220,7 +245,9 @@ def ratios(tether: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
         "C_p50": r(lt["C_ms"]["p50"], lf["C_ms"]["p50"]),
         "D": r(dt["runs_per_s"], df["runs_per_s"]),
         "E": r(dt["peak_rss_mb"], df["peak_rss_mb"]),
-        "cpu_per_run": r(dt["stack_cpu_ms_per_run"], df["stack_cpu_ms_per_run"]),
+        "cpu_per_run": None
+        if dt["failed"] or df["failed"]
+        else r(dt["stack_cpu_ms_per_run"], df["stack_cpu_ms_per_run"]),
     }
 
 
@@ -239,16 +266,21 @@ def table(result: dict[str, Any]) -> str:
     ]
     for name, label in LABELS.items():
         lat, thr = variants[name]["latency"], variants[name]["throughput"]
+        if thr["failed"]:
+            d, cpu = f"failed after {thr['completed']} runs: {thr['failed']}", "-"
+        else:
+            d, cpu = f"{thr['runs_per_s']:.1f}", f"{thr['stack_cpu_ms_per_run']:.0f} ms"
         lines.append(
             f"| {label} | {pair(lat['A_ms'])} | {pair(lat['B_ms'])} | {pair(lat['C_ms'])} "
-            f"| {thr['runs_per_s']:.1f} | {thr['peak_rss_mb']:.0f} MB "
-            f"| {thr['stack_cpu_ms_per_run']:.0f} ms |"
+            f"| {d} | {thr['peak_rss_mb']:.0f} MB | {cpu} |"
         )
+
+    def x(value: float | None) -> str:
+        return "-" if value is None else f"{value}x"
+
     for name, ratio in result["ratios"].items():
-        lines.append(
-            f"| {LABELS[name]} / floor | {ratio['A_p50']}x | {ratio['B_p50']}x | {ratio['C_p50']}x "
-            f"| {ratio['D']}x | {ratio['E']}x | {ratio['cpu_per_run']}x |"
-        )
+        cells = [ratio[k] for k in ("A_p50", "B_p50", "C_p50", "D", "E", "cpu_per_run")]
+        lines.append(f"| {LABELS[name]} / floor (p50) | " + " | ".join(map(x, cells)) + " |")
     names = ["temporal", "runner", "worker", "api", "client"]
     lines += [
         "",
@@ -256,7 +288,8 @@ def table(result: dict[str, Any]) -> str:
         "|---|" + "---|" * len(names),
     ]
     for name, label in LABELS.items():
-        per_run = variants[name]["throughput"]["cpu_ms_per_run"]
+        thr = variants[name]["throughput"]
+        per_run = {} if thr["failed"] else thr["cpu_ms_per_run"]
         cells = [f"{per_run[n]:.1f}" if n in per_run else "-" for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -272,16 +305,17 @@ def table(result: dict[str, Any]) -> str:
         for process, summary in by_process.items():
             lines += [
                 "",
-                f"py-spy, {LABELS[variant]} under D, {process}: "
-                f"{summary['cpu_ms_per_run']} ms of Python CPU per run",
+                f"py-spy, {LABELS[variant]} under D, {process}: {summary['cpu_ms_per_run']} ms "
+                f"per run holding the GIL, of {summary['psutil_cpu_ms_per_run']} ms CPU per run "
+                "(psutil, all threads) in that pass",
             ]
             lines.append("| own time, ms/run | frame |")
             lines.append("|---|---|")
             lines += [f"| {t['ms_per_run']} | `{t['frame']}` |" for t in summary["top_self"]]
             lines.append("| under it, ms/run | frame |")
             lines += [f"| {t['ms_per_run']} | `{t['frame']}` |" for t in summary["top_total"]]
-            lines.append("| own time by package, ms/run | package |")
-            lines += [f"| {t['ms_per_run']} | {t['package']} |" for t in summary["by_package"]]
+            lines.append("| own time by folder, ms/run | folder |")
+            lines += [f"| {t['ms_per_run']} | {t['folder']} |" for t in summary["by_folder"]]
     return "\n".join(lines)
 
 
