@@ -33,9 +33,9 @@ def _tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _cpu_s(proc: psutil.Process) -> float:
+def _cpu_s(proc: psutil.Process, *, tree: bool = True) -> float:
     total = 0.0
-    for p in _tree(proc):
+    for p in _tree(proc) if tree else [proc]:
         with contextlib.suppress(psutil.NoSuchProcess):
             times = p.cpu_times()
             total += times.user + times.system
@@ -54,7 +54,8 @@ class Watch:
     """CPU seconds of each named process (with its children) between ``start`` and ``stop``,
     and the peak of their summed RSS, sampled every ``SAMPLE_S`` in between.
 
-    ``client`` is watched for CPU only: the process driving the runs is not part of the stack.
+    ``client`` is watched for CPU only, without its children (they are the stack): the process
+    driving the runs is not part of the stack.
     """
 
     def __init__(self, processes: dict[str, int], client: int | None = None) -> None:
@@ -65,11 +66,14 @@ class Watch:
         self._peaks: dict[str, int] = {}
         self._sampler: asyncio.Task[None] | None = None
 
-    def _all(self) -> dict[str, psutil.Process]:
-        return {**self.processes, **({"client": self.client} if self.client else {})}
+    def _cpu(self) -> dict[str, float]:
+        cpu = {name: _cpu_s(p) for name, p in self.processes.items()}
+        if self.client is not None:
+            cpu["client"] = _cpu_s(self.client, tree=False)
+        return cpu
 
     def start(self) -> None:
-        self._cpu0 = {name: _cpu_s(p) for name, p in self._all().items()}
+        self._cpu0 = self._cpu()
         self._sample()
         self._sampler = asyncio.create_task(self._sample_loop())
 
@@ -90,7 +94,7 @@ class Watch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
         self._sample()
-        cpu = {name: _cpu_s(p) - self._cpu0[name] for name, p in self._all().items()}
+        cpu = {name: seconds - self._cpu0[name] for name, seconds in self._cpu().items()}
         stack_cpu = sum(v for k, v in cpu.items() if k != "client")
         return {
             "peak_rss_mb": round(self._peak_total / 2**20, 1),
@@ -166,6 +170,10 @@ _PLUMBING = re.compile(
 )
 
 
+# Frames of Tether's own code (route handlers, activities, store functions).
+_OURS = re.compile(r"\((api|store|activities|workflows|clients|runner|tether)/")
+
+
 def _short(frame: str) -> str:
     """``func (path:line)`` -> ``func (module path)``, the path from the package on."""
     match = _FRAME.match(frame)
@@ -190,8 +198,8 @@ def _folder(short_frame: str) -> str:
 
 
 def summarize(collapsed: Path, runs: int, top: int = 10) -> dict[str, Any]:
-    """Top functions by own samples and by samples under them, and own samples per folder;
-    each in CPU ms per run (samples / rate / runs)."""
+    """Top functions by own samples, by samples under them, Tether's own functions by samples
+    under them, and own samples per folder; each in ms per run (samples / rate / runs)."""
     own: Counter[str] = Counter()
     under: Counter[str] = Counter()
     packages: Counter[str] = Counter()
@@ -212,11 +220,13 @@ def summarize(collapsed: Path, runs: int, top: int = 10) -> dict[str, Any]:
         return round(1000 * count / RATE_HZ / max(runs, 1), 2)
 
     telling = [(f, n) for f, n in under.most_common() if not _PLUMBING.search(f)]
+    ours = [(f, n) for f, n in under.most_common() if _OURS.search(f)]
     return {
         "samples": total,
         "cpu_ms_per_run": ms(total),
         "top_self": [{"frame": f, "ms_per_run": ms(n)} for f, n in own.most_common(top)],
         "top_total": [{"frame": f, "ms_per_run": ms(n)} for f, n in telling[:top]],
+        "top_project": [{"frame": f, "ms_per_run": ms(n)} for f, n in ours[:top]],
         "by_folder": [{"folder": p, "ms_per_run": ms(n)} for p, n in packages.most_common(top)],
     }
 

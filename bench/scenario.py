@@ -184,6 +184,7 @@ def stack_settings() -> dict[str, str]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
     async with standalone_stack(short_bounds=False, **stack_settings()) as (env, stack):
         address = env.client.service_client.config.target_host
         server = temporal_server_pid()
@@ -210,7 +211,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     )
     return {
         "when": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count()},
+        # Other work on the machine moves every figure: the load averages say how much there was.
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "settings": {
             "runs": args.runs,
             "warmups": args.warmups,
@@ -294,6 +300,11 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("(client: the bench process driving the runs, not part of the stack)")
+    machine = result["machine"]
+    lines.append(
+        f"load average (1, 5, 15 min) before: {machine['loadavg_before']}, "
+        f"after: {machine['loadavg_after']}, on {machine['cpus']} CPUs"
+    )
     for name in ("tether_poll", "tether_sse"):
         lat, thr = variants[name]["latency"], variants[name]["throughput"]
         lines.append(
@@ -314,6 +325,8 @@ def table(result: dict[str, Any]) -> str:
             lines += [f"| {t['ms_per_run']} | `{t['frame']}` |" for t in summary["top_self"]]
             lines.append("| under it, ms/run | frame |")
             lines += [f"| {t['ms_per_run']} | `{t['frame']}` |" for t in summary["top_total"]]
+            lines.append("| under it, Tether's code, ms/run | frame |")
+            lines += [f"| {t['ms_per_run']} | `{t['frame']}` |" for t in summary["top_project"]]
             lines.append("| own time by folder, ms/run | folder |")
             lines += [f"| {t['ms_per_run']} | {t['folder']} |" for t in summary["by_folder"]]
     return "\n".join(lines)
