@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every Tether process; docker-compose.yml picks the role by its command:
-#   api      uvicorn --factory api.main:app --host 0.0.0.0 --port 8000   (the default)
+#   api      uvicorn --factory api.main:app --host 0.0.0.0 --port 8000 --timeout-graceful-shutdown 5 (default)
 #   worker   python -m worker
 #   runner   python -m runner            (with TETHER_RUNNER_HOST=0.0.0.0)
 #   migrate  tether migrate              (one-shot, before api and worker)
@@ -38,4 +38,4 @@ USER tether
 WORKDIR /home/tether
 # API, runner, worker metrics.
 EXPOSE 8000 8700 9464
-CMD ["uvicorn", "--factory", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "--factory", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5"]

@@ -170,6 +170,6 @@ class TriggerActivities:
         """Ask the run's session to cancel it; a session that is gone has nothing to cancel."""
         cancel = CancelSignal(run_id=inp.run_id, reason=inp.reason)
         try:
-            await sessions.signal_cancel(self._client, inp.session_id, cancel)
+            await sessions.signal_cancel(self._client, inp.project_id, inp.session_id, cancel)
         except RunNotActive:
             pass

@@ -1,5 +1,5 @@
-"""Dependencies shared by the routes: settings, the Temporal client, store sessions, project,
-and the paging parameters of every listing."""
+"""Dependencies shared by the routes: settings, the Temporal client, store sessions, the
+caller's project (from its API key, ``api.auth``), and the paging parameters of every listing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from api.auth import Principal, authenticate
+from tether.secret_box import SecretBox
 from tether.settings import Settings
 
 
@@ -31,9 +33,13 @@ async def _db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _project(settings: Annotated[Settings, Depends(_settings)]) -> str:
-    # One default project until API keys pick the project (every query is already scoped).
-    return settings.default_project_id
+def _project(principal: Annotated[Principal, Depends(authenticate)]) -> str:
+    # The key's project: every query is scoped by it, so other projects' rows are not found.
+    return principal.project_id
+
+
+def _secret_box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -41,6 +47,7 @@ TemporalDep = Annotated[Client, Depends(_temporal)]
 DbDep = Annotated[AsyncSession, Depends(_db)]
 DbFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_db_factory)]
 ProjectDep = Annotated[str, Depends(_project)]
+SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clients import errors as domain
@@ -18,10 +19,16 @@ from store.keyset import InvalidCursor
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.headers = headers
 
 
 def not_found(kind: str, ident: str) -> ApiError:
@@ -47,6 +54,32 @@ DOMAIN_ERRORS: dict[type[domain.WorkflowCallError], tuple[int, str]] = {
 # How soon a client may retry a 503.
 RETRY_AFTER_S = 1
 
+# The store is down, refuses connections, dropped one, or its pool is exhausted: the driver's
+# errors as SQLAlchemy wraps them (``OperationalError``, ``InterfaceError``, a pool
+# ``TimeoutError``), and connection errors raised before SQLAlchemy could wrap them.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa.OperationalError,
+    sa.InterfaceError,
+    sa.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def store_unavailable(exc: Exception) -> bool:
+    """``exc`` says the store cannot be reached now (worth a retry), not that a query is wrong."""
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, STORE_UNAVAILABLE)
+
+
+def store_unavailable_answer() -> JSONResponse:
+    return JSONResponse(
+        error_body("store_unavailable", "the store cannot be reached; retry"),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
 
 def _domain_answer(exc: domain.WorkflowCallError) -> JSONResponse:
     status, code = DOMAIN_ERRORS.get(type(exc), (503, "temporal_unavailable"))
@@ -59,11 +92,23 @@ def _domain_answer(exc: domain.WorkflowCallError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(domain.WorkflowCallError)
     async def _domain_error(_: Request, exc: domain.WorkflowCallError) -> JSONResponse:
         return _domain_answer(exc)
+
+    async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+        if not store_unavailable(exc):
+            raise exc  # a bug, not an outage: the server error it is
+        return store_unavailable_answer()
+
+    for kind in (sa.DBAPIError, sa.TimeoutError, ConnectionError, TimeoutError):
+        app.add_exception_handler(kind, _store_error)
 
     @app.exception_handler(InvalidCursor)
     async def _invalid_cursor(request: Request, _: InvalidCursor) -> JSONResponse:

@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import VIEWER
+
 UNMATCHED = "<unmatched>"
 
 REQUESTS = Counter(
@@ -80,7 +82,15 @@ async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: FastAPI) -> None:
-    """Measure every request and serve ``GET /metrics`` (unauthenticated, like ``/healthz``)."""
+def install(app: FastAPI, *, serve: bool = True) -> None:
+    """Measure every request and, with ``serve`` (``TETHER_API_METRICS``), serve ``GET
+    /metrics`` to a viewer key (route labels and counts are the project's business)."""
     app.add_middleware(MetricsMiddleware)
-    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    if serve:
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+            dependencies=[VIEWER],
+        )

@@ -7,7 +7,8 @@ A sender signs each request with the trigger's secret::
 
 The header has GitHub's ``sha256=<hex>`` shape; the signed timestamp (as Stripe and Slack do)
 lets the receiver refuse a captured request replayed outside the window. Several signatures
-may be sent, comma-separated, e.g. while a secret is rotated; one valid one is enough.
+may be sent, comma-separated, e.g. while a secret is rotated; one valid one is enough. While a
+rotation overlaps, the receiver accepts a signature made with either secret.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 
 TIMESTAMP_HEADER = "X-Tether-Timestamp"
 SIGNATURE_HEADER = "X-Tether-Signature"
@@ -41,7 +43,7 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 
 def verify(
-    secret: str,
+    secrets: str | Sequence[str],
     body: bytes,
     timestamp: str | None,
     signature: str | None,
@@ -49,12 +51,19 @@ def verify(
     tolerance_s: float,
     now: float | None = None,
 ) -> None:
-    """Return if the request is authentic and fresh; raise ``SignatureError`` otherwise."""
+    """Return if the request is authentic and fresh; raise ``SignatureError`` otherwise.
+
+    ``secrets``: every secret valid now (two while a rotation overlaps); a signature made with
+    any of them is accepted."""
+    candidates = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not candidates or not all(candidates):  # never an empty key: anyone could sign with it
+        raise SignatureError("invalid_signature", "the trigger has no signing secret")
     if not timestamp or not signature:
         raise SignatureError(
             "missing_signature", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
         )
-    if not timestamp.isdigit():
+    # ASCII digits only: str.isdigit also takes "²", which int() refuses.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError("invalid_signature", f"{TIMESTAMP_HEADER} must be unix seconds")
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > tolerance_s:
@@ -62,11 +71,11 @@ def verify(
             "signature_expired",
             f"the timestamp is more than {tolerance_s:g}s away from the server's clock",
         )
-    expected = sign(secret, timestamp, body)
-    # compare_digest on every candidate: no early exit that would leak timing.
+    expected = [sign(secret, timestamp, body).encode() for secret in candidates]
+    # compare_digest on every pair: no early exit that would leak timing.
     # Bytes: compare_digest refuses non-ASCII text, which a header may carry.
     valid = [
-        hmac.compare_digest(expected.encode(), c.strip().encode()) for c in signature.split(",")
+        hmac.compare_digest(e, c.strip().encode()) for e in expected for c in signature.split(",")
     ]
     if not any(valid):
         raise SignatureError("invalid_signature", "the signature does not match the body")

@@ -43,8 +43,11 @@ from temporalio.client import Client
 
 from bench.measure import Profile, Watch, percentiles, summarize, temporal_server_pid, wait_for_line
 from bench.scenario_clients import BareTemporal, Sample, TetherPolling, TetherStreaming
+from tether.codec import new_key_entry
 from tether.devstack.processes import Service, free_port
 from tether.devstack.stack import Stack, standalone_stack
+from tether.devstack.supervisor import dev_stack_switches
+from tether.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,9 +181,14 @@ async def bare_worker(address: str, workdir: Path):  # type: ignore[no-untyped-d
 
 
 def stack_settings() -> dict[str, str]:
-    """The defaults, except the worker's metrics port: a free one, so the bench runs beside
-    ``make run`` (or another bench) on this machine."""
-    return {"TETHER_WORKER_METRICS_PORT": str(free_port())}
+    """The defaults, plus what ``tether dev`` adds (``make run``): a payload key, so payloads
+    are encrypted, and the API's docs, metrics and open codec. The worker's metrics port is a
+    free one, so the bench runs beside ``make run`` (or another bench) on this machine."""
+    return {
+        **dev_stack_switches(Settings()),
+        "TETHER_PAYLOAD_KEYS": new_key_entry("bench"),
+        "TETHER_WORKER_METRICS_PORT": str(free_port()),
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

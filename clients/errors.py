@@ -8,7 +8,16 @@ outcomes.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
+
+# How long one call into Temporal may take before it counts as ``TemporalUnavailable``. Without
+# a bound a call retries a Temporal server that is down for about 10 s; with it, an API request
+# fails within this bound (plus the run's own accept wait, for a submit).
+RPC_TIMEOUT = timedelta(seconds=3)
 
 
 class WorkflowCallError(Exception):
@@ -54,3 +63,20 @@ class ScheduleExists(WorkflowCallError):
 
 class TemporalUnavailable(WorkflowCallError):
     """Temporal did not answer; nothing was changed that the caller can rely on."""
+
+
+@asynccontextmanager
+async def temporal_call(timeout: timedelta = RPC_TIMEOUT) -> AsyncIterator[None]:
+    """Bound a call into Temporal: ``TemporalUnavailable`` once ``timeout`` has passed.
+
+    The calls also carry ``rpc_timeout`` (the server's deadline for each attempt), but the
+    client's reconnect-and-retry loop while the server is down does not honour it; this is the
+    bound the caller sees.
+    """
+    try:
+        async with asyncio.timeout(timeout.total_seconds()):
+            yield
+    except TimeoutError as err:
+        raise TemporalUnavailable(
+            f"Temporal did not answer within {timeout.total_seconds():g} s"
+        ) from err

@@ -35,11 +35,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients.errors import (
+    RPC_TIMEOUT,
     ScheduleExists,
     ScheduleInvalid,
     ScheduleMissing,
     TemporalUnavailable,
     WorkflowCallError,
+    temporal_call,
 )
 from tether import temporal as sa
 from tether.ids import firing_workflow_id, schedule_id
@@ -127,11 +129,13 @@ def _mapped(err: RPCError) -> WorkflowCallError:
 
 async def create_schedule(client: Client, trigger: TriggerRecord, settings: Settings) -> None:
     try:
-        await client.create_schedule(
-            schedule_id(trigger.trigger_id),
-            build_schedule(trigger, settings),
-            memo={"trigger_id": trigger.trigger_id, "name": trigger.name},
-        )
+        async with temporal_call():
+            await client.create_schedule(
+                schedule_id(trigger.trigger_id),
+                build_schedule(trigger, settings),
+                memo={"trigger_id": trigger.trigger_id, "name": trigger.name},
+                rpc_timeout=RPC_TIMEOUT,
+            )
     except ScheduleAlreadyRunningError as err:  # IDs are unique: only a retried create
         raise ScheduleExists(str(err)) from err
     except RPCError as err:
@@ -146,7 +150,8 @@ async def update_schedule(client: Client, trigger: TriggerRecord, settings: Sett
         return ScheduleUpdate(schedule=schedule)
 
     try:
-        await _handle(client, trigger.trigger_id).update(replace)
+        async with temporal_call():
+            await _handle(client, trigger.trigger_id).update(replace, rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             await create_schedule(client, trigger, settings)
@@ -157,14 +162,20 @@ async def update_schedule(client: Client, trigger: TriggerRecord, settings: Sett
 async def set_paused(client: Client, trigger_id: str, paused: bool, note: str) -> None:
     handle = _handle(client, trigger_id)
     try:
-        await (handle.pause(note=note) if paused else handle.unpause(note=note))
+        async with temporal_call():
+            await (
+                handle.pause(note=note, rpc_timeout=RPC_TIMEOUT)
+                if paused
+                else handle.unpause(note=note, rpc_timeout=RPC_TIMEOUT)
+            )
     except RPCError as err:
         raise _mapped(err) from err
 
 
 async def delete_schedule(client: Client, trigger_id: str) -> None:
     try:
-        await _handle(client, trigger_id).delete()
+        async with temporal_call():
+            await _handle(client, trigger_id).delete(rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise _mapped(err) from err
@@ -180,7 +191,8 @@ async def backfill(
     """Fire the schedule for the times it would have fired in ``[start_at, end_at)``."""
     fill = ScheduleBackfill(start_at=start_at, end_at=end_at, overlap=OVERLAP[overlap])
     try:
-        await _handle(client, trigger_id).backfill(fill)
+        async with temporal_call():
+            await _handle(client, trigger_id).backfill(fill, rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         raise _mapped(err) from err
 
@@ -188,7 +200,8 @@ async def backfill(
 async def fire_schedule(client: Client, trigger_id: str) -> None:
     """ "Fire now": the schedule's own trigger operation, under its overlap policy."""
     try:
-        await _handle(client, trigger_id).trigger()
+        async with temporal_call():
+            await _handle(client, trigger_id).trigger(rpc_timeout=RPC_TIMEOUT)
     except RPCError as err:
         raise _mapped(err) from err
 
@@ -202,22 +215,24 @@ async def start_webhook_firing(
     ``REJECT_DUPLICATE`` keeps a finished one from firing again.
     """
     try:
-        await client.start_workflow(
-            TriggerFiringWorkflow.run,
-            FiringInput(
-                trigger_id=trigger.trigger_id,
-                project_id=trigger.project_id,
-                source="webhook",
-                event_id=event_id,
-                payload=payload,
-            ),
-            id=firing_workflow_id(trigger.trigger_id, event_id),
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=_search_attributes(trigger),
-            static_summary=f"{_summary(trigger)} · event {event_id}",
-        )
+        async with temporal_call():
+            await client.start_workflow(
+                TriggerFiringWorkflow.run,
+                FiringInput(
+                    trigger_id=trigger.trigger_id,
+                    project_id=trigger.project_id,
+                    source="webhook",
+                    event_id=event_id,
+                    payload=payload,
+                ),
+                id=firing_workflow_id(trigger.trigger_id, event_id),
+                task_queue=settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=_search_attributes(trigger),
+                static_summary=f"{_summary(trigger)} · event {event_id}",
+                rpc_timeout=RPC_TIMEOUT,
+            )
     except WorkflowAlreadyStartedError:
         return False
     except RPCError as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,20 +20,23 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients.errors import (
+    RPC_TIMEOUT,
     IdempotencyConflict,
     RunNotActive,
     SessionBusy,
     SessionUnavailable,
     TemporalUnavailable,
+    temporal_call,
 )
 from store import runs
-from tether.ids import session_workflow_id
+from tether.ids import legacy_session_workflow_id, session_workflow_id
 from tether.settings import Settings
 from workflows.errors import ErrorType
 from workflows.session_run import (
@@ -87,7 +91,7 @@ def start_operation(spec: RunSpec, task_queue: str) -> WithStartWorkflowOperatio
     return WithStartWorkflowOperation(
         SessionRunWorkflow.run,
         SessionInput(session_id=spec.session_id, project_id=spec.project_id),
-        id=session_workflow_id(spec.session_id),
+        id=session_workflow_id(spec.project_id, spec.session_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=run_search_attributes(spec),
@@ -97,11 +101,13 @@ def start_operation(spec: RunSpec, task_queue: str) -> WithStartWorkflowOperatio
     )
 
 
-def session_handle(client: Client, session_id: str) -> WorkflowHandle[Any, RunState | None]:
+def session_handle(
+    client: Client, project_id: str, session_id: str
+) -> WorkflowHandle[Any, RunState | None]:
     """The session's current execution (signals reach whichever run it is driving)."""
     return client.get_workflow_handle_for(
         SessionRunWorkflow.run,  # type: ignore[arg-type]  # mypy can't infer through @defn
-        session_workflow_id(session_id),
+        session_workflow_id(project_id, session_id),
     )
 
 
@@ -114,16 +120,27 @@ async def submit_run(
     ``IdempotencyConflict`` (the key made a run for another request), ``SessionUnavailable``
     (the session kept closing under the submit) or ``TemporalUnavailable``.
     """
+    # The update answers once a runner took the run, or after the run's accept wait.
+    timeout = RPC_TIMEOUT + timedelta(seconds=spec.policy.accept_wait_s)
     for attempt in range(CLOSING_RETRIES):
         duplicate = await _stored_duplicate(db, spec)
         if duplicate is not None:
             return duplicate
         try:
-            return await client.execute_update_with_start_workflow(
-                SessionRunWorkflow.submit,
-                spec,
-                start_workflow_operation=start_operation(spec, task_queue),
-            )
+            async with temporal_call(timeout):
+                return await client.execute_update_with_start_workflow(
+                    SessionRunWorkflow.submit,
+                    spec,
+                    start_workflow_operation=start_operation(spec, task_queue),
+                    rpc_timeout=timeout,
+                )
+        except (WorkflowUpdateRPCTimeoutOrCancelledError, TemporalUnavailable) as err:
+            # Temporal, or a worker to admit the run, did not answer in time. The run may
+            # still have been admitted: a retry with the same idempotency key finds it.
+            raise TemporalUnavailable(
+                "the run was not admitted in time: Temporal or its workers did not answer",
+                {"run_id": spec.run_id},
+            ) from err
         except WorkflowUpdateFailedError as err:
             rejection = _rejection(err)
             if rejection is not None:
@@ -187,20 +204,34 @@ def _rpc_error(err: RPCError) -> Exception:
     return err
 
 
-async def signal_cancel(client: Client, session_id: str, request: CancelSignal) -> None:
+async def signal_cancel(
+    client: Client, project_id: str | None, session_id: str, request: CancelSignal
+) -> None:
     """Ask the session's current run to stop. ``RunNotActive`` if the session is closed."""
-    await _signal(client, session_id, SessionRunWorkflow.cancel, request)
+    await _signal(client, project_id, session_id, SessionRunWorkflow.cancel, request)
 
 
-async def signal_respond(client: Client, session_id: str, answer: RespondSignal) -> None:
+async def signal_respond(
+    client: Client, project_id: str, session_id: str, answer: RespondSignal
+) -> None:
     """Hand a human's answer to the session's current run. ``RunNotActive`` if it is closed."""
-    await _signal(client, session_id, SessionRunWorkflow.respond, answer)
+    await _signal(client, project_id, session_id, SessionRunWorkflow.respond, answer)
 
 
-async def _signal(client: Client, session_id: str, signal: Any, arg: Any) -> None:
-    try:
-        await session_handle(client, session_id).signal(signal, arg)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise RunNotActive("the run is no longer active", {"session_id": session_id}) from err
-        raise _rpc_error(err) from err
+async def _signal(
+    client: Client, project_id: str | None, session_id: str, signal: Any, arg: Any
+) -> None:
+    # The session's execution, else one started before workflow IDs carried the project (an
+    # upgrade with runs waiting); ``project_id`` None: a caller recorded before then.
+    handles = [client.get_workflow_handle(legacy_session_workflow_id(session_id))]
+    if project_id is not None:
+        handles.insert(0, session_handle(client, project_id, session_id))
+    for handle in handles:
+        try:
+            async with temporal_call():
+                await handle.signal(signal, arg, rpc_timeout=RPC_TIMEOUT)
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise _rpc_error(err) from err
+    raise RunNotActive("the run is no longer active", {"session_id": session_id})

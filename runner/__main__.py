@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 
-from runner.app import create_app
+from runner.app import UnsafeRunnerConfig, check_config, create_app
 from tether.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
+    try:
+        check_config(settings)
+    except UnsafeRunnerConfig as err:
+        print(f"tether runner: refusing to start: {err}", file=sys.stderr)
+        sys.exit(2)
     uvicorn.run(
         create_app(settings),
         host=settings.runner_host,

@@ -18,7 +18,7 @@ from runner.agents import AGENTS, AgentSpec
 from runner.protocol import ErrorInfo, ErrorResponse
 from runner.routes import RunnerError, router
 from runner.runs import RunRegistry
-from tether.settings import Settings, get_settings
+from tether.settings import DEV_RUNNER_TOKEN, Settings, get_settings, is_loopback
 
 
 def _error(
@@ -60,6 +60,24 @@ def default_agents(settings: Settings) -> dict[str, AgentSpec]:
     return {**AGENTS, **configured}
 
 
+class UnsafeRunnerConfig(Exception):
+    """The runner would start in a way anyone could use: ``python -m runner`` refuses."""
+
+
+def check_config(settings: Settings) -> None:
+    """Refuse a runner without a token, or one reachable from other machines that accepts
+    the built-in dev token (anyone who read the docs could start runs on it)."""
+    tokens = settings.runner_accepted_tokens
+    if not settings.runner_token.get_secret_value().strip():
+        raise UnsafeRunnerConfig("TETHER_RUNNER_TOKEN is empty; set a long random token")
+    if DEV_RUNNER_TOKEN in tokens and not is_loopback(settings.runner_host):
+        raise UnsafeRunnerConfig(
+            f"the runner would listen on {settings.runner_host}, beyond this machine, with the "
+            "built-in dev token; set TETHER_RUNNER_TOKEN (and the workers' one) to a long "
+            "random token, e.g. `openssl rand -hex 32`"
+        )
+
+
 def create_app(
     settings: Settings | None = None, agents: Mapping[str, AgentSpec] | None = None
 ) -> FastAPI:
@@ -87,7 +105,10 @@ def create_app(
             sweeper.cancel()
             await registry.aclose()
 
-    app = FastAPI(title="Tether runner", lifespan=lifespan)
+    # No /docs or /openapi.json: only workers talk to a runner, and only /healthz is open.
+    app = FastAPI(
+        title="Tether runner", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.settings = settings
     app.state.registry = registry
     _install_error_handlers(app)

@@ -57,10 +57,13 @@ Registry = Annotated[RunRegistry, Depends(_registry)]
 
 
 def require_token(request: Request, settings: RunnerSettings) -> None:
-    """Every protocol call carries ``Authorization: Bearer <runner token>``."""
+    """Every protocol call carries ``Authorization: Bearer <runner token>``: the current token
+    or, while a rotation is under way, one of ``runner_previous_tokens``."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = settings.runner_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected):
+    given = token.strip().encode()
+    # compare_digest against every accepted token: no early exit that would leak which matched.
+    matches = [secrets.compare_digest(given, t.encode()) for t in settings.runner_accepted_tokens]
+    if scheme.lower() != "bearer" or not given or not any(matches):
         raise RunnerError(
             401, "unauthorized", "missing or invalid runner token", {"WWW-Authenticate": "Bearer"}
         )

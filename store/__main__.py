@@ -7,6 +7,7 @@ import argparse
 import asyncio
 
 from store.db import migrate_store
+from tether.secret_box import SecretBox
 from tether.settings import get_settings
 
 
@@ -19,7 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.parse_args(argv)
 
     settings = get_settings()
-    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id))
+    box = SecretBox.from_settings_if_set(settings)
+    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id, box))
     print(f"migrated {shown}")
 
 

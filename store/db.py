@@ -14,17 +14,21 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from store.models import Project
+from tether.secret_box import SecretBox
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # How long a SQLite writer waits for another one before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL: how long to wait for a connection from the pool, and for a new one to open.
+POOL_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0
 
 _DRIVERS = {
     "postgres": "postgresql+asyncpg",
@@ -65,6 +69,14 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _connect_errors_are_disconnects(context: ExceptionContext) -> None:
+    """An error while opening a connection (server down, refusing connections, too many
+    clients) says the store cannot be reached now, not that a query is wrong: mark it so
+    (``connection_invalidated``), as the driver marks a connection lost mid-query."""
+    if context.connection is None:
+        context.is_disconnect = True
+
+
 def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """Create the async engine for ``url`` (normalized first), tuned for its backend.
 
@@ -83,9 +95,19 @@ def create_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
             if not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif parsed.get_backend_name() == "postgresql":
-        options.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+        # Bounded waits: a server that is down, or a pool that is exhausted, fails a request in
+        # seconds (the API answers 503 store_unavailable) instead of holding it for a minute.
+        options.update(
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            pool_timeout=POOL_TIMEOUT_S,
+            connect_args={"timeout": CONNECT_TIMEOUT_S},
+        )
     options.update(kwargs)
     engine = _create_async_engine(parsed, **options)
+    event.listen(engine.sync_engine, "handle_error", _connect_errors_are_disconnects)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     return engine
@@ -111,16 +133,21 @@ def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def migrate(url: str | URL, revision: str = "head") -> None:
+async def migrate(
+    url: str | URL, revision: str = "head", *, secret_box: SecretBox | None = None
+) -> None:
     """Bring the database at ``url`` up to ``revision`` (Alembic ``upgrade``); idempotent.
 
     Alembic runs on a connection lent by an async engine (``run_sync``), so this works inside
-    a running event loop and needs no ``alembic.ini``.
+    a running event loop and needs no ``alembic.ini``. ``secret_box`` seals the webhook secrets
+    a migration finds in clear (default: the one of the settings, if there are any to seal).
     """
     engine = create_engine(url)
+    config = alembic_config(url)
+    config.attributes["secret_box"] = secret_box
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, alembic_config(url), revision)
+            await connection.run_sync(_upgrade, config, revision)
     finally:
         await engine.dispose()
 
@@ -143,19 +170,26 @@ async def ensure_project(session: AsyncSession, project_id: str, name: str) -> N
     await session.execute(stmt.on_conflict_do_nothing(index_elements=[Project.project_id]))
 
 
-async def migrate_store(url: str | URL, project_id: str) -> str:
+async def migrate_store(
+    url: str | URL, project_id: str, secret_box: SecretBox | None = None
+) -> str:
     """What ``tether migrate`` and ``python -m store migrate`` both do: migrate the store at
-    ``url`` to the latest schema, then make sure the project ``project_id`` exists.
+    ``url`` to the latest schema, then make sure the project ``project_id`` exists, and, given
+    a ``secret_box``, seal again with its current key the secrets sealed with a previous one.
 
     The first migration creates the project "default"; a deployment may configure another one
     (``TETHER_DEFAULT_PROJECT_ID``). Idempotent. Returns the URL migrated, its password hidden,
     for the caller to show.
     """
-    await migrate(url)
+    from store.triggers import reseal_webhook_secrets  # store.triggers imports this module
+
+    await migrate(url, secret_box=secret_box)
     engine = create_engine(url)
     try:
         async with session_factory(engine).begin() as session:
             await ensure_project(session, project_id, project_id)
+            if secret_box is not None:
+                await reseal_webhook_secrets(session, secret_box)
     finally:
         await engine.dispose()
     return make_url(normalize_url(url)).render_as_string(hide_password=True)

@@ -16,7 +16,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -47,7 +47,7 @@ def decode_position(
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:  # also bad UTF-8 and bad JSON
+    except (binascii.Error, ValueError, RecursionError) as exc:  # also bad UTF-8, bad JSON
         raise InvalidCursor(f"invalid cursor: {cursor!r}") from exc
     if not isinstance(payload, dict) or payload.get("l") != listing:
         raise InvalidCursor(f"invalid cursor: {cursor!r}")
@@ -68,14 +68,16 @@ def _decode_value(value: Any, kind: ValueKind, cursor: str) -> Any:
     if not isinstance(value, str):
         raise InvalidCursor(f"invalid cursor: {cursor!r}")
     if kind == "str":
+        if not value.isascii() or "\x00" in value:  # IDs and names we made; a lone surrogate
+            raise InvalidCursor(f"invalid cursor: {cursor!r}")  # could not even be bound
         return value
     try:
         stamp = datetime.fromisoformat(value)
-    except ValueError as exc:
+        if stamp.tzinfo is None:  # every stored instant is UTC-aware; anything else is forged
+            raise ValueError("naive")
+        return stamp.astimezone(UTC)  # year 1 at +01:00 overflows here, not in the driver
+    except (ValueError, OverflowError) as exc:
         raise InvalidCursor(f"invalid cursor: {cursor!r}") from exc
-    if stamp.tzinfo is None:  # every stored instant is UTC-aware; anything else is forged
-        raise InvalidCursor(f"invalid cursor: {cursor!r}")
-    return stamp
 
 
 def after(

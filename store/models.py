@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -83,6 +84,27 @@ class Project(Base):
     created_at: Mapped[datetime]
 
 
+class ApiKeyRow(Base):
+    """An API key of a project. Only the SHA-256 of the token is kept: tokens carry 256 random
+    bits, so a fast hash cannot be brute-forced, and the key ID (the token's visible part)
+    finds the row without scanning."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(128), ForeignKey("projects.project_id"))
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    prefix: Mapped[str] = mapped_column(String(32))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "project_id", "created_at", "key_id"),)
+
+
 class SessionRow(Base):
     """A session and what it is doing now.
 
@@ -93,8 +115,9 @@ class SessionRow(Base):
 
     __tablename__ = "sessions"
 
+    # Keyed by project: two projects may use the same session ID (so does the workflow ID).
     session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    project_id: Mapped[str] = mapped_column(String(128))
+    project_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     agent: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     # Last activity: the newest ``updated_at`` of the session's runs.
@@ -109,6 +132,7 @@ class SessionRow(Base):
     agent_session_agent: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
+        PrimaryKeyConstraint("project_id", "session_id"),
         # Keyset pages in either order; session_id breaks ties.
         Index(None, "project_id", "updated_at", "session_id"),
         Index(None, "project_id", "created_at", "session_id"),
@@ -194,6 +218,8 @@ class RunStatusHistory(Base):
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(512))
     at: Mapped[datetime]
+    # Who caused the transition, when a person did (the API key that cancelled the run).
+    actor: Mapped[str | None] = mapped_column(String(128))
 
 
 class TranscriptEvent(Base):
@@ -262,8 +288,12 @@ class TriggerRow(Base):
     target: Mapped[dict[str, Any]]
     schedule: Mapped[dict[str, Any] | None]
     webhook: Mapped[dict[str, Any] | None]
-    # Kept in clear: verifying an HMAC needs the key itself (unlike API keys, kept hashed).
-    webhook_secret: Mapped[str | None] = mapped_column(String(256))
+    # Verifying an HMAC needs the key itself (unlike API keys, kept hashed), so it is sealed
+    # (tether/secret_box.py, for ``triggers/<trigger_id>``), never hashed nor in clear.
+    webhook_secret: Mapped[str | None] = mapped_column(String(1024))
+    # The secret before the last rotation, still accepted until ``webhook_previous_valid_until``.
+    webhook_previous_secret: Mapped[str | None] = mapped_column(String(1024))
+    webhook_previous_valid_until: Mapped[datetime | None]
     paused: Mapped[bool] = mapped_column(default=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     created_at: Mapped[datetime]

@@ -195,7 +195,9 @@ async def run_history(
     )
     rows = (await session.scalars(stmt)).all()
     return [
-        StatusTransition(seq=row.seq, status=RunStatus(row.status), reason=row.reason, at=row.at)
+        StatusTransition(
+            seq=row.seq, status=RunStatus(row.status), reason=row.reason, at=row.at, actor=row.actor
+        )
         for row in rows
     ]
 
@@ -255,6 +257,7 @@ async def upsert_run(
             status=transition.status.value,
             reason=transition.reason,
             at=transition.at,
+            actor=transition.actor,
         )
         await session.execute(
             history.on_conflict_do_nothing(index_elements=[_history.c.run_id, _history.c.seq])

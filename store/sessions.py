@@ -18,13 +18,13 @@ PostgreSQL its upsert locks the session row, so writers of one session's runs ta
 every run committed before it. Deriving in one statement with no lock could lose a concurrent
 writer's run. SQLite has a single writer anyway.
 
-Reads are scoped by project: another project's session is simply not found. Session IDs are
-global (like the workflow ID ``session-{id}``), so a run of another project that reuses one
-never rewrites this project's session. Pagination of ``list_sessions`` is keyset on
-``(order key, session_id)``: sessions created while paging never make a page skip or repeat
-one. Ordered by ``created_at`` it is exact; ordered by ``last_activity_at``, a session that
-gets activity between two page fetches moves to the front and may be missed (desc) or seen
-twice (asc), like any order on a changing key.
+Reads are scoped by project: another project's session is simply not found. A session is
+keyed by ``(project_id, session_id)``, like its workflow ID ``session-{project}.{session}``,
+so two projects may use the same session ID without touching each other's. Pagination of
+``list_sessions`` is keyset on ``(order key, session_id)``: sessions created while paging
+never make a page skip or repeat one. Ordered by ``created_at`` it is exact; ordered by
+``last_activity_at``, a session that gets activity between two page fetches moves to the
+front and may be missed (desc) or seen twice (asc), like any order on a changing key.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ async def lock_session(session: AsyncSession, state: RunState) -> None:
         metadata={},
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=[_sessions.c.session_id],
+        index_elements=[_sessions.c.project_id, _sessions.c.session_id],
         set_={
             # Last activity only moves forward: a stale write keeps the later time.
             "updated_at": case(
@@ -232,10 +232,6 @@ async def lock_session(session: AsyncSession, state: RunState) -> None:
                 else_=_sessions.c.updated_at,
             ),
         },
-        # Session IDs are global (like the workflow ID ``session-{id}``): a run of another
-        # project that reuses one must not rewrite this project's session. PostgreSQL still
-        # locks the row it did not update, which is harmless.
-        where=_sessions.c.project_id == stmt.excluded.project_id,
     )
     await session.execute(stmt)
 

@@ -7,6 +7,9 @@ delivery only ever moves forward, so a late, retried write cannot rewrite an out
 Deleting a trigger keeps its row (``deleted_at``) so firings still running can finish their
 deliveries. Writes do not commit; the caller owns the transaction.
 
+Webhook secrets are stored sealed (``tether.secret_box``, bound to their trigger's row): writes
+take the plaintext and a ``SecretBox``, ``StoredTrigger.signing_secrets`` opens them.
+
 Reads are scoped by project like every read (another project's trigger or delivery is simply
 not found), except ``find_trigger``: a webhook arrives without an API key, authenticated by
 the trigger's own signature, so it is looked up by its (random) ID. Listings are keyset-paged
@@ -18,15 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, null, select, update
+from sqlalchemy import delete, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import dialect_insert
 from store.keyset import after, decode_position, encode_position
 from store.models import TriggerDeliveryRow, TriggerRow
+from tether.secret_box import SecretBox
 from workflows.trigger_types import (
     DeliveryRecord,
     DeliveryStatus,
@@ -42,14 +46,36 @@ _triggers = TriggerRow.__table__
 _deliveries = TriggerDeliveryRow.__table__
 
 
+def _seal_context(trigger_id: str) -> str:
+    """What a trigger's sealed secrets are bound to: they open on its row only."""
+    return f"triggers/{trigger_id}"
+
+
 @dataclass(frozen=True)
 class StoredTrigger:
     """A trigger of any project as ``find_trigger`` finds it, with what the record leaves out:
-    its webhook secret (``None`` for a schedule) and whether it was deleted."""
+    its sealed webhook secrets (``None`` for a schedule) and whether it was deleted."""
 
     record: TriggerRecord
-    secret: str | None
+    sealed_secret: str | None
     deleted: bool
+    sealed_previous_secret: str | None = None
+    previous_valid_until: datetime | None = None
+
+    def signing_secrets(self, box: SecretBox, now: datetime) -> list[str]:
+        """The secrets a webhook may be signed with at ``now``: the current one, and the one
+        before the last rotation until its overlap ends."""
+        context = _seal_context(self.record.trigger_id)
+        found = [box.open(self.sealed_secret, context)] if self.sealed_secret else []
+        until = self.previous_valid_until
+        if self.sealed_previous_secret and until is not None and now < _aware(until):
+            found.append(box.open(self.sealed_previous_secret, context))
+        return found
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _next_cursor(listing: str, rows: list[Any], limit: int, key: Any) -> str | None:
@@ -106,8 +132,10 @@ async def find_trigger(
         return None
     return StoredTrigger(
         record=_trigger_record(row),
-        secret=row.webhook_secret,
+        sealed_secret=row.webhook_secret,
         deleted=row.deleted_at is not None,
+        sealed_previous_secret=row.webhook_previous_secret,
+        previous_valid_until=row.webhook_previous_valid_until,
     )
 
 
@@ -148,14 +176,22 @@ def _config_columns(record: TriggerRecord) -> dict[str, Any]:
     }
 
 
-async def insert_trigger(session: AsyncSession, record: TriggerRecord, secret: str | None) -> None:
-    """Record a new trigger with its webhook secret (``None`` for a schedule)."""
+async def insert_trigger(
+    session: AsyncSession, record: TriggerRecord, secret: str | None, box: SecretBox | None
+) -> None:
+    """Record a new trigger with its webhook secret (``None`` for a schedule), sealed by
+    ``box``."""
+    sealed = None
+    if secret is not None:
+        if box is None:
+            raise ValueError("a webhook secret is stored sealed: a SecretBox is needed")
+        sealed = box.seal(secret, _seal_context(record.trigger_id))
     await session.execute(
         dialect_insert(session, _triggers).values(
             trigger_id=record.trigger_id,
             project_id=record.project_id,
             kind=record.kind.value,
-            webhook_secret=secret,
+            webhook_secret=sealed,
             created_at=record.created_at,
             **_config_columns(record),
         )
@@ -170,6 +206,70 @@ async def save_trigger(session: AsyncSession, record: TriggerRecord) -> None:
         .values(**{_attr(k): v for k, v in _config_columns(record).items()})
         .execution_options(synchronize_session=False)
     )
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession,
+    trigger_id: str,
+    secret: str,
+    previous_valid_until: datetime,
+    now: datetime,
+    box: SecretBox,
+) -> None:
+    """Make ``secret`` the trigger's signing secret; the current one stays valid until
+    ``previous_valid_until`` (not at all if that is not after ``now``). A secret from an
+    earlier rotation that was still valid is dropped: two secrets at most."""
+    overlaps = previous_valid_until > now
+    await session.execute(
+        update(TriggerRow)
+        .where(TriggerRow.trigger_id == trigger_id)
+        .values(
+            webhook_previous_secret=TriggerRow.webhook_secret if overlaps else null(),
+            webhook_previous_valid_until=previous_valid_until if overlaps else null(),
+            webhook_secret=box.seal(secret, _seal_context(trigger_id)),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def reseal_webhook_secrets(session: AsyncSession, box: SecretBox) -> int:
+    """Seal again, with the box's current key, every secret sealed with an older one (after
+    ``TETHER_SECRETS_KEY`` was rotated); returns how many rows changed."""
+    rows = (
+        await session.execute(
+            select(
+                TriggerRow.trigger_id,
+                TriggerRow.webhook_secret,
+                TriggerRow.webhook_previous_secret,
+            ).where(
+                or_(
+                    TriggerRow.webhook_secret.is_not(None),
+                    TriggerRow.webhook_previous_secret.is_not(None),
+                )
+            )
+        )
+    ).all()
+    changed = 0
+    for trigger_id, current, previous in rows:
+        context = _seal_context(trigger_id)
+        values = {
+            column: box.seal(box.open(sealed, context), context)
+            for column, sealed in (
+                ("webhook_secret", current),
+                ("webhook_previous_secret", previous),
+            )
+            if sealed is not None and not box.is_current(sealed)
+        }
+        if values:
+            changed += 1
+            await session.execute(
+                update(TriggerRow)
+                .where(TriggerRow.trigger_id == trigger_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+    return changed
 
 
 async def mark_trigger_deleted(session: AsyncSession, trigger_id: str, at: datetime) -> None:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tether.devstack.stack import Stack
+from tether.devstack.stack import Stack, stack_data_converter
 from tether.devstack.temporal import start_temporal
 
 pytest_plugins = ["tests.fixtures_db"]
@@ -17,8 +17,9 @@ pytest_plugins = ["tests.fixtures_db"]
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real Temporal dev server, tuned as the dev stack runs it, on a free port."""
-    env = await start_temporal()
+    """A real Temporal dev server, tuned as the dev stack runs it, on a free port; its client
+    decrypts the stacks' payloads."""
+    env = await start_temporal(stack_data_converter())
     try:
         yield env
     finally:

@@ -230,7 +230,10 @@ async def _write(client: Client, name: str, workflow_id: str) -> None:
 
 async def _session_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
     sessions = await _scenarios(stack)
-    return {name: session_workflow_id(session_id) for name, session_id in sessions.items()}
+    return {
+        name: session_workflow_id(stack.project_id, session_id)
+        for name, session_id in sessions.items()
+    }
 
 
 async def _catalog_scenarios(stack: Stack, temporal: Client) -> dict[str, str]:
@@ -277,7 +280,9 @@ GROUPS = {
 
 
 async def main(groups: list[str]) -> None:
-    async with standalone_stack() as (env, stack):
+    # Recorded in clear, so the files stay readable in review; the replay test replays them
+    # with the codec on, which passes clear payloads through.
+    async with standalone_stack(TETHER_PAYLOAD_KEYS="") as (env, stack):
         workflows: dict[str, str] = {}
         for group in groups:
             workflows.update(await GROUPS[group](stack, env.client))

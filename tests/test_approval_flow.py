@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from store.keys import Role
 from tests.api_helpers import collect_sse, wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
 
@@ -30,10 +31,13 @@ async def test_approval_demo_end_to_end(any_stack: Stack, choice: str) -> None:
         waiting = await wait_for_run(client, run_id, {"waiting_for_input"})
         assert waiting["pending_interaction"]["interaction_id"] == interaction["interaction_id"]
 
-        answer = await client.post(
-            f"/v1/interactions/{interaction['interaction_id']}/respond",
-            json={"response": {"option_id": choice}, "responder": "alice"},
-        )
+        # Answered with an operator key named alice: the key's name is the responder.
+        alice = await any_stack.create_key(Role.OPERATOR, name="alice")
+        async with any_stack.client(alice) as as_alice:
+            answer = await as_alice.post(
+                f"/v1/interactions/{interaction['interaction_id']}/respond",
+                json={"response": {"option_id": choice}},
+            )
         assert answer.status_code == 202, answer.text
 
         done = await wait_for_run(client, run_id, {"completed", "failed", "cancelled"})

@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from store.models import Project
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
 from tether.devstack.processes import Service, free_port, wait_http
 from tether.devstack.stack import Stack
+from tether.devstack.supervisor import ensure_dev_key
+from tether.settings import Settings
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
@@ -43,15 +46,16 @@ class Cli:
         self.out = ""
 
     @classmethod
-    async def start(cls, api_url: str, *args: str) -> Cli:
+    async def start(cls, stack: Stack, *args: str, api_url: str | None = None) -> Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-        env.update(COLUMNS="200", TETHER_RESPONDER="cli-test")
+        # The answers are recorded under the key's name (stack-admin), not $TETHER_RESPONDER.
+        env.update(COLUMNS="200", TETHER_RESPONDER="cli-test", TETHER_API_KEY=stack.api_key)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tether",
             "--api",
-            api_url,
+            api_url or stack.api_url,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -78,7 +82,7 @@ class Cli:
 
 
 async def tether(stack: Stack, *args: str, stdin: str = "") -> Done:
-    return await (await Cli.start(stack.api_url, *args)).finish(stdin)
+    return await (await Cli.start(stack, *args)).finish(stdin)
 
 
 def _session() -> str:
@@ -89,7 +93,7 @@ def _session() -> str:
 async def test_run_follow_asks_inline_and_finishes(stack: Stack, answer: str, chosen: str) -> None:
     session = _session()
     cli = await Cli.start(
-        stack.api_url, "run", "approval-demo", "--input", "clean", "--session", session, "-f"
+        stack, "run", "approval-demo", "--input", "clean", "--session", session, "-f"
     )
     asked = await cli.read_until("1-2 or an option ID:")
     # The transcript so far: the plan as a checklist, the pending tool call, the question.
@@ -101,7 +105,7 @@ async def test_run_follow_asks_inline_and_finishes(stack: Stack, answer: str, ch
 
     done = await cli.finish(answer + "\n")
     assert done.code == 0, done
-    assert f"answered {chosen} by cli-test" in done.out
+    assert f"answered {chosen} by stack-admin" in done.out
     if chosen == "allow":
         assert "[completed]" in done.out and "Removed build/." in done.out
     else:
@@ -171,7 +175,7 @@ async def test_input_interaction_takes_a_text_line(stack: Stack) -> None:
     )
     assert done.code == 0, done
     assert "Name the release" in done.out
-    assert "answered Bluebird 2 by cli-test" in done.out
+    assert "answered Bluebird 2 by stack-admin" in done.out
     assert "✔ completed" in done.out
 
 
@@ -232,7 +236,14 @@ async def test_follow_resumes_after_the_api_dies(stack: Stack) -> None:
         for i in range(30):
             steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.1}]
         cli = await Cli.start(
-            url, "run", "scripted", "--input-json", json.dumps({"steps": steps}), "-f", "--json"
+            stack,
+            "run",
+            "scripted",
+            "--input-json",
+            json.dumps({"steps": steps}),
+            "-f",
+            "--json",
+            api_url=url,
         )
         await cli.read_until('"event": "message.delta"')
         api.kill()
@@ -275,3 +286,99 @@ async def test_both_migrate_commands_create_the_configured_project(
     finally:
         await engine.dispose()
     assert {"default", project} <= ids
+
+
+async def _local(stack: Stack, *args: str) -> Done:
+    """A ``tether keys`` command: straight to the stack's store, no API key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(TETHER_DATABASE_URL=stack.database_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tether",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    return Done(proc.returncode or 0, out.decode(), err.decode())
+
+
+async def test_keys_create_ls_revoke_straight_in_the_store(stack: Stack) -> None:
+    project, name = f"cli-{uuid.uuid4().hex[:8]}", f"ci-{uuid.uuid4().hex[:6]}"
+    created = await _local(
+        stack, "keys", "create", "--project", project, "--role", "viewer", "--name", name,
+        "--expires-in", "12h",
+    )  # fmt: skip
+    assert created.code == 0, created
+    token = created.out.strip()
+    assert token.startswith("tk_") and "not shown again" in created.err
+    async with stack.client(token) as client:
+        assert (await client.get("/v1/runs")).json()["runs"] == []  # a new, empty project
+        assert (await client.post("/v1/runs", json={"agent": "echo"})).status_code == 403
+
+    listed = (await _local(stack, "keys", "ls", "--project", project, "--json")).json()["keys"]
+    [key] = listed
+    assert (key["name"], key["role"], key["project_id"]) == (name, "viewer", project)
+    assert key["expires_at"] is not None and "token" not in key
+    table = await _local(stack, "keys", "ls", "--project", project)
+    assert key["key_id"] in table.out and name in table.out
+
+    revoked = await _local(stack, "keys", "revoke", "--project", project, key["key_id"])
+    assert revoked.code == 0 and "revoked key" in revoked.out
+    async with stack.client(token) as client:
+        assert (await client.get("/v1/runs")).status_code == 401
+    elsewhere = await _local(stack, "keys", "revoke", key["key_id"])  # the default project
+    assert elsewhere.code == 1 and "has no key" in elsewhere.err
+    bad = await _local(
+        stack, "keys", "create", "--project", "a.b", "--role", "admin", "--name", "x"
+    )
+    assert bad.code == 2
+    assert (await _local(stack, "keys", "create", "--role", "admin", "--name", "x",
+                         "--expires-in", "soon")).code == 2  # fmt: skip
+
+
+async def test_the_cli_without_a_key_is_told_so(stack: Stack) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "--api", stack.api_url, "runs", "ls",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd="/",
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "401" in err.decode() and "API key" in err.decode()
+
+
+async def test_the_cli_finds_the_dev_stack_key_in_the_checkout(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``tether dev`` leaves its key in ``.tether/dev-admin-key``; run from there, the CLI
+    sends it with no ``$TETHER_API_KEY``."""
+    settings = Settings(data_dir=tmp_path / ".tether", database_url=stack.database_url)
+    settings.data_dir.mkdir()
+    key_file = await ensure_dev_key(settings)
+    assert key_file == (tmp_path / ".tether" / "dev-admin-key").resolve()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert await ensure_dev_key(settings) == key_file  # still valid: kept
+    token = key_file.read_text().strip()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "--api", stack.api_url, "agents", "ls", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["agents"]
+
+    # A key the store no longer accepts is replaced on the next start.
+    [key] = [
+        k
+        for k in (await _local(stack, "keys", "ls", "--json")).json()["keys"]
+        if token.startswith(k["prefix"] + "_")
+    ]
+    assert key["name"] == "dev-admin" and key["role"] == "admin"
+    await _local(stack, "keys", "revoke", key["key_id"])
+    await ensure_dev_key(settings)
+    assert key_file.read_text().strip() != token

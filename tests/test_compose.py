@@ -33,9 +33,22 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 PREFIX = Settings.model_config.get("env_prefix", "")
 
 
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
 def _interpolate(value: str) -> str:
-    """Compose's ``${VAR:-default}`` with nothing set: the default (``${VAR}`` gives "")."""
-    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+    """Compose's interpolation with nothing set: ``${VAR:-default}`` gives the default, a
+    required ``${VAR:?message}`` stands for the value the operator must set (``required-VAR``),
+    ``${VAR}`` gives ""."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name, operator, rest = match.groups()
+        if operator and operator.endswith("?"):
+            return f"required-{name}"
+        return rest or ""
+
+    return _VARIABLE.sub(value_of, value)
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -190,7 +203,7 @@ def test_the_runner_is_reachable_where_workers_look_for_it() -> None:
     default_port = Settings.model_fields["runner_port"].default
     assert url.port == int(runner.get("TETHER_RUNNER_PORT", default_port))
     assert runner["TETHER_RUNNER_HOST"] == "0.0.0.0"  # reachable from other containers
-    # Both sides must share the token: from the same variable, with the same default.
+    # Both sides must share the token: from the same variable.
     assert worker["TETHER_RUNNER_TOKEN"] == runner["TETHER_RUNNER_TOKEN"]
     raw = SERVICES["runner"]["environment"]["TETHER_RUNNER_TOKEN"]
     assert raw.startswith("${TETHER_RUNNER_TOKEN"), "the token must be configurable"
@@ -200,12 +213,81 @@ def test_published_host_ports_do_not_clash() -> None:
     published: dict[str, str] = {}
     for name, service in SERVICES.items():
         for mapping in service.get("ports", []):
-            parts = str(mapping).split(":")
+            parts = _interpolate(str(mapping)).split(":")
             assert len(parts) >= 2, f"{name}: publish as HOST:CONTAINER, not {mapping}"
             host = ":".join(parts[:-1])  # "8000" or "127.0.0.1:8000"
             assert host not in published, f"{name} and {published[host]} both publish {host}"
             published[host] = name
-    assert {p.rsplit(":", 1)[-1] for p in published} >= {"8000", "7233", "8080"}
+    assert {p.rsplit(":", 1)[-1] for p in published} == {"8000", "8080"}
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(host address, host port)`` of each port the service publishes, defaults applied."""
+    found = []
+    for mapping in service.get("ports", []):
+        if isinstance(mapping, dict):  # the long syntax
+            found.append((str(mapping.get("host_ip", "")), str(mapping.get("published", ""))))
+            continue
+        parts = _interpolate(str(mapping)).split(":")
+        found.append((":".join(parts[:-2]), parts[-2] if len(parts) > 1 else parts[0]))
+    return found
+
+
+def test_only_the_api_and_the_temporal_ui_are_published() -> None:
+    publishing = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert publishing == {"api", "temporal-ui"}
+    # Temporal's frontend, the runner and PostgreSQL are reached over the compose network.
+    assert "7233" in [str(p) for p in SERVICES["temporal"].get("expose", [])]
+
+
+def test_no_port_is_published_beyond_loopback_by_default() -> None:
+    for name, service in SERVICES.items():
+        for address, port in _published(service):
+            # No address means every interface (0.0.0.0), as does "0.0.0.0" or "::".
+            assert address == "127.0.0.1", f"{name} publishes {port} on {address or '0.0.0.0'}"
+
+
+SECRET_NAME = re.compile(r"PASSWORD|PWD|TOKEN|SECRET|_KEY", re.IGNORECASE)
+
+
+def _raw_environments() -> list[tuple[str, str, str]]:
+    found = []
+    for name, service in SERVICES.items():
+        env = service.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        found += [(name, key, str(value)) for key, value in env.items()]
+    return found
+
+
+def test_no_secret_has_a_default() -> None:
+    secrets_seen = set()
+    for service, key, raw in _raw_environments():
+        for variable, operator, default in _VARIABLE.findall(raw):
+            if SECRET_NAME.search(variable) and "PREVIOUS" not in variable:
+                secrets_seen.add(variable)
+                assert operator in (":?", "?"), f"{service}.{key}: ${{{variable}}} has a default"
+            elif SECRET_NAME.search(variable):  # previous tokens/keys: optional, empty default
+                assert default == "", f"{service}.{key}: {variable} defaults to {default!r}"
+        if SECRET_NAME.search(key) and not _VARIABLE.search(raw):
+            raise AssertionError(f"{service}.{key} is written in the file: {raw!r}")
+    assert secrets_seen == {
+        "POSTGRES_PASSWORD",
+        "TETHER_RUNNER_TOKEN",
+        "TETHER_SECRETS_KEY",
+        "TETHER_PAYLOAD_KEYS",
+    }
+
+
+def test_the_secrets_reach_the_processes_that_need_them() -> None:
+    def env(name: str) -> dict[str, str]:
+        return _environment(SERVICES[name])
+
+    for name in ("api", "migrate"):
+        assert env(name)["TETHER_SECRETS_KEY"] == "required-TETHER_SECRETS_KEY", name
+    for name in ("runner", "worker"):
+        assert env(name)["TETHER_RUNNER_TOKEN"] == "required-TETHER_RUNNER_TOKEN", name
+    assert "TETHER_SECRETS_KEY" not in env("runner")  # only what each process needs
 
 
 def test_dependencies_exist_and_health_conditions_have_health_checks() -> None:
@@ -330,3 +412,19 @@ def test_dockerfile_copies_files_that_exist_and_everything_installed() -> None:
         for package in packages:
             if fnmatch(package, pattern):
                 assert package in copied, f"package {package} is installed but not copied"
+
+
+def test_api_and_worker_share_a_required_payload_key_and_the_ui_decodes_through_the_api() -> None:
+    for name in ("api", "worker"):
+        raw = SERVICES[name]["environment"]["TETHER_PAYLOAD_KEYS"]
+        assert raw.startswith("${TETHER_PAYLOAD_KEYS:?"), f"{name}: required, no default"
+    assert "TETHER_PAYLOAD_KEYS" not in _environment(SERVICES["runner"])  # never talks to Temporal
+    ui = _environment(SERVICES["temporal-ui"])
+    # The browser calls the codec at the API's public URL, the one the API is reached at.
+    api_url = _environment(SERVICES["api"])["TETHER_PUBLIC_API_URL"]
+    api_port = next(str(p).split(":")[-2] for p in SERVICES["api"]["ports"])
+    assert api_url.endswith(f":{api_port}")
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == f"{api_url}/codec"
+    ui_port = next(str(p).split(":")[-2] for p in SERVICES["temporal-ui"]["ports"])
+    origins = _environment(SERVICES["api"])["TETHER_CODEC_CORS_ORIGINS"].split(",")
+    assert f"http://localhost:{ui_port}" in origins

@@ -154,6 +154,9 @@ async def test_runner_restarted_while_its_run_waits_fails_it_at_the_next_probe(
         await own_stack.start_runner()  # a fresh runner: it never heard of the run
         done = await wait_for_run(client, run_id, FINAL, timeout=30)
         assert (done["status"], done["status_reason"]) == ("failed", "runner_lost"), done
-        assert "no longer knows" in done["error"]["message"]
+        # Usually the fresh runner's 404; on a loaded machine the restart may outlast the bound,
+        # and the probe gives up on an unreachable runner instead: runner_lost either way.
+        message = done["error"]["message"]
+        assert "no longer knows" in message or "timeout" in message.lower(), message
         interaction = (await client.get(f"/v1/interactions/{interaction_id}")).json()
         assert (interaction["status"], interaction["response"]) == ("cancelled", None)

@@ -47,8 +47,10 @@ def worker_metrics_url(stack: Stack) -> str:
     return f"http://127.0.0.1:{stack.env['TETHER_WORKER_METRICS_PORT']}/metrics"
 
 
-async def scrape(url: str) -> list[Sample]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
+async def scrape(url: str, api_key: str | None = None) -> list[Sample]:
+    """The samples at ``url``; the API's ``/metrics`` needs a key, the worker's does not."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(timeout=5.0, headers=headers) as client:
         response = await client.get(url)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -95,7 +97,7 @@ async def test_api_metrics_count_requests_by_route_template(metrics_stack: Stack
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert run_id not in response.text, "raw paths must not become label values"
-    samples = await scrape(f"{metrics_stack.api_url}/metrics")
+    samples = await scrape(f"{metrics_stack.api_url}/metrics", metrics_stack.api_key)
 
     requests = "tether_api_requests_total"
     one_run = {"method": "GET", "route": "/v1/runs/{run_id}"}

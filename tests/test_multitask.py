@@ -239,7 +239,7 @@ async def test_continue_as_new_keeps_queue_and_state(
                 assert (await wait_for_run(client, queued["run_id"], FINAL))["status"] == (
                     "completed"
                 )
-            workflow_id = session_workflow_id(session)
+            workflow_id = session_workflow_id(stack.project_id, session)
             query = f'WorkflowId = "{workflow_id}" AND TetherRunId = "{first["run_id"]}"'
             for _ in range(50):  # visibility is eventually consistent
                 executions = [e async for e in temporal_client.list_workflows(query)]

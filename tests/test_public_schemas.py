@@ -11,11 +11,13 @@ from pydantic import BaseModel
 
 from api.schemas.agents import AgentPublic
 from api.schemas.interactions import InteractionPublic, QuestionPublic
+from api.schemas.keys import KeyCreated, KeyPublic
 from api.schemas.runs import ActiveRunPublic, EventPublic, RunPublic, TransitionPublic
 from api.schemas.sessions import SessionPublic
 from api.schemas.triggers import DeliveryPublic, TriggerCreated, TriggerPublic
 from runner.protocol import RunEvent
 from store.agents import CatalogAgent
+from store.keys import KeyRecord
 from store.sessions import SessionSummary
 from workflows.trigger_types import DeliveryRecord, TriggerRecord
 from workflows.types import (
@@ -39,6 +41,8 @@ BUILT_FROM: list[tuple[type[BaseModel], type[BaseModel], set[str]]] = [
     (TriggerPublic, TriggerRecord, {"webhook_url", "schedule_id"}),
     (TriggerCreated, TriggerPublic, {"secret"}),
     (DeliveryPublic, DeliveryRecord, set()),
+    (KeyPublic, KeyRecord, set()),
+    (KeyCreated, KeyRecord, {"token"}),
 ]
 
 

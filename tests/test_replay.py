@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.api_helpers import wait_for_pending_interaction, wait_for_run
-from tether.devstack.stack import Stack
+from tether.devstack.stack import Stack, stack_data_converter
 from tether.ids import session_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -39,7 +38,9 @@ def registered_workflows() -> list[type]:
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=registered_workflows(), data_converter=pydantic_data_converter)
+    # The recordings are in clear and fresh histories are encrypted: the codec replays both, as
+    # a deployment that turns encryption on keeps replaying the histories it wrote before.
+    return Replayer(workflows=registered_workflows(), data_converter=stack_data_converter())
 
 
 def _workflow_type(path: Path) -> str:
@@ -71,6 +72,8 @@ async def test_fresh_approval_history_replays(stack: Stack, temporal_client: Cli
             json={"response": {"option_id": "allow"}},
         )
         await wait_for_run(client, run["run_id"], {"completed"})
-    handle = temporal_client.get_workflow_handle(session_workflow_id(run["session_id"]))
+    handle = temporal_client.get_workflow_handle(
+        session_workflow_id(run["project_id"], run["session_id"])
+    )
     history = await handle.fetch_history()
     await _replayer().replay_workflow(history)

@@ -285,7 +285,7 @@ async def submit_to_execution(
 def session_handle(client: Client, session_id: str) -> WorkflowHandle[Any, RunState | None]:
     return client.get_workflow_handle_for(
         SessionRunWorkflow.run,  # type: ignore[arg-type]
-        session_workflow_id(session_id),
+        session_workflow_id("default", session_id),
     )
 
 

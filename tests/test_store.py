@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from runner.protocol import AgentInfo, AgentList, EventType, InteractionOption, RunEvent
 from store import agents, interactions, runs, sessions, transcript
-from store.db import create_engine, migrate, normalize_url
+from store.db import alembic_config, create_engine, migrate, normalize_url
 from store.keyset import InvalidCursor
 from store.models import Base, Interaction, RunRow, RunStatusHistory, SessionRow, TranscriptEvent
 from workflows.types import (
@@ -27,6 +28,9 @@ from workflows.types import (
 )
 
 Db = tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
+
+# The newest migration: what a migrated store is at.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -106,7 +110,7 @@ async def test_migration_creates_every_table_and_is_idempotent(database_url: str
     finally:
         await engine.dispose()
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert version == "0005"
+    assert version == HEAD
     assert projects == [("default",)]
 
 
@@ -127,7 +131,7 @@ async def test_migrate_from_any_directory_creates_the_sqlite_folder(
     engine = create_engine("sqlite:///data/nested/tether.db")
     try:
         async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
     finally:
         await engine.dispose()
     assert (tmp_path / "data" / "nested" / "tether.db").is_file()

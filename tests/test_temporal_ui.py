@@ -36,7 +36,9 @@ async def test_a_waiting_run_reads_well_in_the_ui(stack: Stack, temporal_client:
         interaction = await wait_for_pending_interaction(client, run["run_id"])
         await wait_for_run(client, run["run_id"], {"waiting_for_input"})
 
-        handle = temporal_client.get_workflow_handle(session_workflow_id(run["session_id"]))
+        handle = temporal_client.get_workflow_handle(
+            session_workflow_id(run["project_id"], run["session_id"])
+        )
         description = await handle.describe()
         summary = await description.static_summary()
         assert summary == f"{run['run_id']} · approval-demo · session {run['session_id']}"
@@ -63,7 +65,9 @@ async def test_a_waiting_run_reads_well_in_the_ui(stack: Stack, temporal_client:
             f'TetherRunStatus = "waiting_for_input" AND TetherRunId = "{run["run_id"]}"',
             expect=1,
         )
-        assert [e.id for e in waiting] == [session_workflow_id(run["session_id"])]
+        assert [e.id for e in waiting] == [
+            session_workflow_id(run["project_id"], run["session_id"])
+        ]
 
         await client.post(
             f"/v1/interactions/{interaction['interaction_id']}/respond",
@@ -99,4 +103,4 @@ async def test_readme_queries_find_failed_runs_of_an_agent_today(
         f'TetherRunStatus = "failed" AND TetherAgent = "scripted" AND StartTime >= "{today}"',
         expect=1,
     )
-    assert session_workflow_id(run["session_id"]) in [e.id for e in found]
+    assert session_workflow_id(run["project_id"], run["session_id"]) in [e.id for e in found]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from store import triggers
 from store.keyset import InvalidCursor
 from tether.ids import firing_workflow_id
+from tether.secret_box import SecretBox
 from workflows.trigger_types import (
     DeliveryRecord,
     DeliveryStatus,
@@ -22,6 +23,7 @@ from workflows.trigger_types import (
 )
 
 Db = tuple[AsyncEngine, async_sessionmaker[AsyncSession]]
+BOX = SecretBox(b"k" * 32)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -64,15 +66,17 @@ async def test_trigger_rows_round_trip_and_are_project_scoped(db: Db) -> None:
         created_at=T0 + timedelta(seconds=1),
     )
     async with factory.begin() as session:
-        await triggers.insert_trigger(session, _trigger("trg_w"), "whsec_x")
-        await triggers.insert_trigger(session, schedule, None)
-        await triggers.insert_trigger(session, _trigger("trg_other", project_id="p2"), "whsec_y")
+        await triggers.insert_trigger(session, _trigger("trg_w"), "whsec_x", BOX)
+        await triggers.insert_trigger(session, schedule, None, None)
+        await triggers.insert_trigger(
+            session, _trigger("trg_other", project_id="p2"), "whsec_y", BOX
+        )
     async with factory() as session:
         assert await triggers.get_trigger(session, "default", "trg_w") == _trigger("trg_w")
         assert await triggers.get_trigger(session, "default", "trg_s") == schedule
         assert await triggers.get_trigger(session, "default", "trg_other") is None
         found = await triggers.find_trigger(session, "trg_other")
-        assert found is not None and found.secret == "whsec_y"
+        assert found is not None and found.signing_secrets(BOX, T0) == ["whsec_y"]
         page, cursor = await triggers.list_triggers(session, "default", limit=1)
         assert [t.trigger_id for t in page] == ["trg_s"] and cursor
         page, cursor = await triggers.list_triggers(session, "default", limit=1, cursor=cursor)

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api.signatures import sign
@@ -268,7 +267,7 @@ async def test_the_same_webhook_event_five_times_makes_one_run(
     # The firing's history replays against the current workflow code.
     handle = temporal_client.get_workflow_handle(answers[0]["firing_workflow_id"])
     await handle.result()
-    replayer = Replayer(workflows=[TriggerFiringWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[TriggerFiringWorkflow], data_converter=stack.data_converter())
     await replayer.replay_workflow(await handle.fetch_history())
 
 

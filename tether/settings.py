@@ -5,11 +5,27 @@ Defaults run the embedded stack (Temporal dev server, SQLite) on this machine wi
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tether.ids import PROJECT_ID_PATTERN, is_valid_project_id
+
+DEV_RUNNER_TOKEN = "tether-dev-runner-token"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address or a host name) is this machine only."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -24,6 +40,13 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_port: int = 8233
     task_queue: str = "tether-runs"
+    # Payload encryption (tether/codec.py): "kid:base64key,kid:base64key", the first encrypts,
+    # all decrypt. Empty: payloads reach Temporal in clear, except under ``tether dev``, which
+    # generates a key into data_dir on first start.
+    payload_keys: SecretStr = SecretStr("")
+    # Origins (comma-separated) whose pages may call /codec/encode and /codec/decode: the
+    # Temporal UI. Default: the dev server's UI on this machine.
+    codec_cors_origins: str = ""
 
     # Processes.
     api_host: str = "127.0.0.1"
@@ -31,11 +54,29 @@ class Settings(BaseSettings):
     public_api_url: str = (
         ""  # how users reach the API (links in the Temporal UI); default: host+port
     )
+    # The largest request body of any route (413 above; webhooks have their own limit below).
+    # A run's input travels in its session's Temporal history, where one payload may not pass
+    # 2 MiB and a closing execution carries it twice (the run and its result): 256 KiB keeps a
+    # session with several queued runs well inside that (docs/api.md, "Limits").
+    api_max_body_bytes: int = 256 * 1024
     api_stream_poll_s: float = 0.1  # how often the SSE stream looks for new transcript rows
+    # HTTP hardening (api/hardening.py). /docs, /redoc, /openapi.json and /metrics are served
+    # only when on (`tether dev` turns them on). Allowed hosts: comma-separated `Host` names,
+    # `*.example.com` patterns or `*`; default: loopback names and public_api_url's host. CORS
+    # origins: comma-separated; none means no CORS headers at all.
+    api_docs: bool = False
+    api_metrics: bool = False
+    allowed_hosts: str = ""
+    cors_origins: str = ""
     runner_host: str = "127.0.0.1"
     runner_port: int = 8700
     runner_url: str | None = None  # where workers reach the runner; default: host and port
-    runner_token: SecretStr = SecretStr("tether-dev-runner-token")
+    # The shared secret of runner calls: workers send it, runners accept it. The default is
+    # for the loopback dev stack only (the runner refuses it on any other address).
+    runner_token: SecretStr = SecretStr(DEV_RUNNER_TOKEN)
+    # Tokens a runner still accepts beside ``runner_token`` while a rotation is under way
+    # (comma-separated); workers never send them.
+    runner_previous_tokens: SecretStr = SecretStr("")
     runner_replica_id: str = "runner-1"
     runner_keepalive_s: float = 5.0
     runner_retention_s: float = 3600.0
@@ -56,9 +97,25 @@ class Settings(BaseSettings):
     # the largest body accepted.
     webhook_tolerance_s: float = 300.0
     webhook_max_body_bytes: int = 256 * 1024
+    # Seals webhook secrets in the store (AES-GCM, tether/secret_box.py): 32 random bytes in
+    # base64. No default: `tether dev` generates one into data_dir. Previous keys (comma-
+    # separated) still open values sealed before a rotation until `tether migrate` reseals them.
+    secrets_key: SecretStr | None = None
+    secrets_previous_keys: SecretStr = SecretStr("")
+    # How long a rotated webhook secret stays valid beside the new one, unless the rotation
+    # says otherwise.
+    webhook_secret_overlap_s: float = 24 * 3600.0
 
-    # Tenancy: every row and workflow carries a project; API keys will pick it later.
+    # Tenancy: every row and workflow carries a project; a request's project is its API key's.
+    # The default project is the one the dev stack's key and `tether migrate` create.
     default_project_id: str = "default"
+    # Every API route but the health probes needs an API key. Only for a loopback-bound API
+    # (the API refuses to start otherwise) may this turn keys off: every caller is then an
+    # admin of the default project.
+    auth_disabled: bool = False
+    # The dev stack's Temporal UI cannot send an API key to /codec: let it through without one,
+    # only for an API on a loopback address (like auth_disabled).
+    codec_open: bool = False
 
     # Run policy, handed to each workflow in its input (workflows read no settings).
     accept_wait_s: float = 5.0
@@ -73,13 +130,35 @@ class Settings(BaseSettings):
     # suggests it). Tests lower it to exercise the hand-over.
     history_events_limit: int = 0
 
+    @field_validator("default_project_id")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        # Workflow IDs embed it (``session-{project}.{session}``): it must hold no ``.``.
+        if not is_valid_project_id(value):
+            raise ValueError(f"a project ID must match {PROJECT_ID_PATTERN}")
+        return value
+
     @model_validator(mode="after")
     def _embedded_database(self) -> Settings:
         if not self.public_api_url:
             self.public_api_url = f"http://{self.api_host}:{self.api_port}"
+        if not self.codec_cors_origins:
+            port = self.temporal_ui_port
+            self.codec_cors_origins = f"http://127.0.0.1:{port},http://localhost:{port}"
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
         return self
+
+    @property
+    def runner_accepted_tokens(self) -> list[str]:
+        """Every token a runner accepts: ``runner_token`` and the previous ones still valid."""
+        previous = self.runner_previous_tokens.get_secret_value().split(",")
+        tokens = [self.runner_token.get_secret_value(), *previous]
+        return [t.strip() for t in tokens if t.strip()]
+
+    @property
+    def codec_cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
 
     @property
     def runner_base_url(self) -> str:

@@ -385,6 +385,7 @@ class RunDriver:
         """Set the status and project the run (and the transition) to the store."""
         state, now = self.state, workflow.now()
         state.status, state.status_reason, state.updated_at = status, reason, now
+        cancelled_by = self.cancel.actor if self.cancel and status == RunStatus.CANCELLED else None
         state.version += 1
         self.run.transitions += 1
         workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status.value)])
@@ -395,7 +396,11 @@ class RunDriver:
             RecordRunInput(
                 state=state,
                 transition=StatusTransition(
-                    seq=self.run.transitions, status=status, reason=reason, at=now
+                    seq=self.run.transitions,
+                    status=status,
+                    reason=reason,
+                    at=now,
+                    actor=cancelled_by,
                 ),
                 request_hash=self.spec.request_hash,
             ),

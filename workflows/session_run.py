@@ -1,4 +1,4 @@
-"""SessionRunWorkflow: the runs of one session (workflow ID ``session-{session_id}``).
+"""SessionRunWorkflow: the runs of one session (workflow ID ``session-{project_id}.{session_id}``).
 
 Each execution drives one run; runs queued behind it follow by continue-as-new, and so does
 a long run whose history grows too big (carrying its state). Runs arrive by the ``submit``
@@ -177,7 +177,9 @@ class SessionRunWorkflow:
         for entry in self._queue:
             if entry.spec.run_id == request.run_id:
                 self._queue.remove(entry)
-                await RunDriver(entry).finish(
+                driver = RunDriver(entry)
+                driver.on_cancel(request)  # the transition records who cancelled it
+                await driver.finish(
                     RunStatus.CANCELLED, request.reason or FailureReason.CANCELLED_BY_USER.value
                 )
                 return

@@ -143,7 +143,12 @@ class TriggerFiringWorkflow:
         workflow.set_current_details(f"Firing cancelled; cancelling run `{plan.run_id}`")
         await workflow.execute_activity_method(
             TriggerActivities.cancel_target_run,
-            CancelTargetInput(session_id=plan.session_id, run_id=plan.run_id, reason=CANCEL_REASON),
+            CancelTargetInput(
+                session_id=plan.session_id,
+                run_id=plan.run_id,
+                reason=CANCEL_REASON,
+                project_id=inp.project_id,
+            ),
             summary=f"cancel run {plan.run_id}",
             **options.record(),
         )

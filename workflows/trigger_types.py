@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tether.ids import SESSION_ID_PATTERN
+from tether.instants import Instant
 from workflows.types import MultitaskStrategy, RunStatus
 
 
@@ -84,6 +85,11 @@ class TriggerTarget(BaseModel):
     )
 
 
+# The longest duration a schedule takes (10 years): Temporal's durations are bounded, and a
+# larger number would overflow converting it rather than be refused.
+MAX_DURATION_S = 10 * 365 * 24 * 3600.0
+
+
 class ScheduleConfig(BaseModel):
     """When a schedule trigger fires: cron expressions and/or intervals, Temporal semantics.
 
@@ -94,17 +100,22 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cron: list[str] = Field(default_factory=list, description="e.g. `*/5 * * * *`")
-    interval_s: float | None = Field(default=None, ge=1, description="fire every N seconds")
-    interval_offset_s: float | None = Field(default=None, ge=0)
+    interval_s: float | None = Field(
+        default=None, ge=1, le=MAX_DURATION_S, description="fire every N seconds"
+    )
+    interval_offset_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
     time_zone: str | None = Field(
         default=None, description="IANA name for cron, e.g. `Europe/Paris`"
     )
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    jitter_s: float | None = Field(default=None, ge=0)
+    start_at: Instant | None = None
+    end_at: Instant | None = None
+    jitter_s: float | None = Field(default=None, ge=0, le=MAX_DURATION_S)
     overlap: OverlapPolicy = OverlapPolicy.SKIP
     catchup_window_s: float | None = Field(
-        default=None, ge=10, description="how late a missed firing may still run (default: 1 year)"
+        default=None,
+        ge=10,
+        le=MAX_DURATION_S,
+        description="how late a missed firing may still run (default: 1 year)",
     )
 
     @model_validator(mode="after")
@@ -249,6 +260,8 @@ class CancelTargetInput(BaseModel):
     session_id: str
     run_id: str
     reason: str
+    # None in histories recorded before workflow IDs carried the project.
+    project_id: str | None = None
 
 
 class DeliveryOutcome(BaseModel):

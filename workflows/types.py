@@ -168,6 +168,8 @@ class RespondSignal(BaseModel):
 class CancelSignal(BaseModel):
     run_id: str
     reason: str | None = None
+    # Who asked: the API key's name (``None`` with auth off, or from a trigger).
+    actor: str | None = None
 
 
 # Sent by the run's workflow to ``RunSpec.notify_workflow_id`` when the run ends.
@@ -236,6 +238,8 @@ class StatusTransition(BaseModel):
     status: RunStatus
     reason: str | None = None
     at: datetime
+    # Who caused it, when a person did: the key that cancelled the run.
+    actor: str | None = None
 
 
 class RecordRunInput(BaseModel):

@@ -8,17 +8,18 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.auth import OPEN
 from api.deps import DbDep, TemporalDep
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[OPEN])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[OPEN])
 async def readyz(db: DbDep, temporal: TemporalDep) -> JSONResponse:
     """Ready when both the store and Temporal answer."""
     checks: dict[str, str] = {}

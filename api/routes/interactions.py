@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api.auth import VIEWER, OperatorDep
 from api.deps import DbDep, ProjectDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas.interactions import (
@@ -22,7 +23,7 @@ from workflows.types import InteractionRecord, RespondSignal
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
 
 
-@router.get("", response_model=InteractionList)
+@router.get("", response_model=InteractionList, dependencies=[VIEWER])
 async def list_interactions(
     db: DbDep,
     project_id: ProjectDep,
@@ -44,7 +45,7 @@ async def _get(db: DbDep, project_id: str, interaction_id: str) -> InteractionRe
     return record
 
 
-@router.get("/{interaction_id}", response_model=InteractionPublic)
+@router.get("/{interaction_id}", response_model=InteractionPublic, dependencies=[VIEWER])
 async def get_interaction(
     interaction_id: str, db: DbDep, project_id: ProjectDep
 ) -> InteractionPublic:
@@ -81,6 +82,7 @@ async def respond(
     db: DbDep,
     temporal: TemporalDep,
     project_id: ProjectDep,
+    principal: OperatorDep,
 ) -> Accepted:
     """Answer a pending interaction; the answer reaches the waiting run as a signal.
 
@@ -99,7 +101,9 @@ async def respond(
         run_id=record.run_id,
         interaction_id=interaction_id,
         response=body.response,
-        responder=body.responder,
+        # With a key, the key's name is the responder; the free-text field counts only when
+        # auth is off (no key to name).
+        responder=principal.actor if principal.key_id else body.responder,
     )
-    await sessions.signal_respond(temporal, record.session_id, answer)
+    await sessions.signal_respond(temporal, record.project_id, record.session_id, answer)
     return Accepted(run_id=record.run_id, interaction_id=interaction_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.agents_catalog import require_agent
+from api.auth import OPERATOR, VIEWER, OperatorDep
 from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
 from api.schemas.runs import (
@@ -25,11 +27,16 @@ from api.sse import run_event_stream
 from clients import sessions
 from store import runs, transcript
 from tether.ids import SESSION_ID_PATTERN, new_run_id, new_session_id, session_for_key
+from tether.instants import Instant
 from workflows.types import CancelSignal, RunSpec, RunStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
 SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+
+# Transcript positions are 64-bit signed in the store: anything larger cannot name an event.
+MAX_SEQ = 2**63 - 1
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
 # The fields that make two requests "the same request" for idempotency.
@@ -91,7 +98,7 @@ _STARTED = {
 }
 
 
-@router.post("/sessions/{session_id}/runs", **_STARTED)  # type: ignore[arg-type]
+@router.post("/sessions/{session_id}/runs", **_STARTED, dependencies=[OPERATOR])  # type: ignore[arg-type]
 async def start_session_run(
     session_id: SessionIdPath, body: RunCreate, starter: StarterDep
 ) -> RunPublic:
@@ -100,7 +107,7 @@ async def start_session_run(
     return await starter.start(session_id, body)
 
 
-@router.post("/runs", **_STARTED)  # type: ignore[arg-type]
+@router.post("/runs", **_STARTED, dependencies=[OPERATOR])  # type: ignore[arg-type]
 async def start_run(body: RunCreate, starter: StarterDep) -> RunPublic:
     """Start a run in a new session. With an idempotency key the session is derived from the
     key, so a retry finds the run it made."""
@@ -109,7 +116,7 @@ async def start_run(body: RunCreate, starter: StarterDep) -> RunPublic:
     return await starter.start(session_id, body)
 
 
-@router.get("/runs", response_model=RunList)
+@router.get("/runs", response_model=RunList, dependencies=[VIEWER])
 async def list_runs(
     db: DbDep,
     project_id: ProjectDep,
@@ -118,8 +125,8 @@ async def list_runs(
     status: Annotated[list[RunStatus] | None, Query()] = None,
     agent: str | None = None,
     trigger_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     order_by: Literal["created_at", "updated_at", "ended_at", "status"] = "created_at",
     direction: Literal["asc", "desc"] = "desc",
 ) -> RunList:
@@ -148,17 +155,17 @@ async def _get_run(db: DbDep, project_id: str, run_id: str) -> RunPublic:
     return RunPublic.of(run)
 
 
-@router.get("/runs/{run_id}", response_model=RunPublic)
+@router.get("/runs/{run_id}", response_model=RunPublic, dependencies=[VIEWER])
 async def get_run(run_id: str, db: DbDep, project_id: ProjectDep) -> RunPublic:
     return await _get_run(db, project_id, run_id)
 
 
-@router.get("/runs/{run_id}/events", response_model=EventList)
+@router.get("/runs/{run_id}/events", response_model=EventList, dependencies=[VIEWER])
 async def list_run_events(
     run_id: str,
     db: DbDep,
     project_id: ProjectDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> EventList:
     """A page of the transcript: events with ``seq > after``, in order."""
@@ -170,23 +177,25 @@ async def list_run_events(
     )
 
 
-@router.get("/runs/{run_id}/stream")
+@router.get("/runs/{run_id}/stream", dependencies=[VIEWER])
 async def stream_run(
     run_id: str,
     db: DbDep,
     db_factory: DbFactoryDep,
     project_id: ProjectDep,
     settings: SettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event."""
+    """Server-sent events: ``id`` = seq, ``event`` = type; ends with an ``end`` event, or with
+    ``reconnect`` when the stream cannot go on (resume with ``Last-Event-ID``)."""
     await _get_run(db, project_id, run_id)
+    # Hand the connection back now: the request's session would otherwise hold it for as long
+    # as the stream stays open (hours), and the stream reads with sessions of its own.
+    await db.close()
     cursor = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise ApiError(422, "invalid_last_event_id", "Last-Event-ID must be a seq number")
-        cursor = int(last_event_id)
+        cursor = _last_event_id(last_event_id)
     return StreamingResponse(
         run_event_stream(db_factory, project_id, run_id, cursor, settings.api_stream_poll_s),
         media_type="text/event-stream",
@@ -194,7 +203,20 @@ async def stream_run(
     )
 
 
-@router.get("/runs/{run_id}/history", response_model=HistoryPublic)
+def _last_event_id(value: str) -> int:
+    """A seq, as this API sent it: ASCII digits, at most ``MAX_SEQ`` (``str.isdigit`` would
+    also take ``²`` and other Unicode digits, which ``int`` refuses)."""
+    if not _SEQ.fullmatch(value) or int(value) > MAX_SEQ:
+        raise ApiError(
+            422,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be a seq number from 0 to {MAX_SEQ}",
+            {"last_event_id": value[:40]},
+        )
+    return int(value)
+
+
+@router.get("/runs/{run_id}/history", response_model=HistoryPublic, dependencies=[VIEWER])
 async def run_history(run_id: str, db: DbDep, project_id: ProjectDep) -> HistoryPublic:
     await _get_run(db, project_id, run_id)
     transitions = await runs.run_history(db, project_id, run_id)
@@ -207,6 +229,7 @@ async def request_cancel(
     db: DbDep,
     temporal: TemporalDep,
     project_id: ProjectDep,
+    principal: OperatorDep,
     body: CancelCreate | None = None,
 ) -> RunPublic:
     """Ask the run to stop; it is recorded ``cancelled`` once the runner stopped it."""
@@ -219,6 +242,9 @@ async def request_cancel(
             {"status": run.status.value},
         )
     await sessions.signal_cancel(
-        temporal, run.session_id, CancelSignal(run_id=run_id, reason=body.reason if body else None)
+        temporal,
+        run.project_id,
+        run.session_id,
+        CancelSignal(run_id=run_id, reason=body.reason if body else None, actor=principal.actor),
     )
     return run

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from api.auth import VIEWER
 from api.deps import DbDep, PageDep, ProjectDep
 from api.errors import ApiError, not_found
 from api.schemas.runs import ActiveRunPublic
@@ -15,7 +16,7 @@ from store import runs, sessions, transcript
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-@router.get("", response_model=SessionList)
+@router.get("", response_model=SessionList, dependencies=[VIEWER])
 async def list_sessions(
     db: DbDep,
     project_id: ProjectDep,
@@ -41,7 +42,7 @@ async def list_sessions(
     )
 
 
-@router.get("/{session_id}", response_model=SessionPublic)
+@router.get("/{session_id}", response_model=SessionPublic, dependencies=[VIEWER])
 async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> SessionPublic:
     summary = await sessions.get_session(db, project_id, session_id)
     if summary is None:
@@ -49,7 +50,7 @@ async def get_session(session_id: str, db: DbDep, project_id: ProjectDep) -> Ses
     return SessionPublic.of(summary)
 
 
-@router.get("/{session_id}/active-run", response_model=ActiveRunPublic)
+@router.get("/{session_id}/active-run", response_model=ActiveRunPublic, dependencies=[VIEWER])
 async def get_active_run(session_id: str, db: DbDep, project_id: ProjectDep) -> ActiveRunPublic:
     """The run the session is busy with, with its stream cursor; 404 when it is idle."""
     run = await runs.get_active_run(db, project_id, session_id)

@@ -1,7 +1,8 @@
 """``POST /v1/triggers/{id}/fire``: a webhook event, or "fire now" for a schedule.
 
 A webhook is authenticated by its HMAC signature (``api.signatures``), not by an API key, so
-a public endpoint can receive it; it is looked up by its random trigger ID. The answer comes
+a public endpoint can receive it; it is looked up by its random trigger ID. "Fire now" of a
+schedule trigger needs an admin key of the trigger's project. The answer comes
 as soon as the firing workflow has started (``202``), with the delivery and run IDs, which
 are derived from the trigger and event ID: a duplicate event names the same ones.
 """
@@ -9,7 +10,6 @@ are derived from the trigger and event ID: a duplicate event names the same ones
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.datastructures import Headers
 
-from api.deps import DbDep, ProjectDep, SettingsDep, TemporalDep
+from api.auth import KeyIfSentDep, require_role, unauthenticated
+from api.deps import DbDep, SecretBoxDep, SettingsDep, TemporalDep
 from api.errors import ApiError, not_found
+from api.json_input import InvalidJson, strict_loads
 from api.schemas.triggers import DeliveryPublic, FireAccepted
 from api.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from clients import schedules
 from store import triggers
+from store.keys import Role
 from tether.ids import delivery_id_for, firing_run_id, firing_session_id, firing_workflow_id
 from tether.templating import TemplateError, firing_context, lookup, render
 from workflows.trigger_types import TriggerKind, TriggerRecord
@@ -40,7 +43,8 @@ _EVENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
     response_model=FireAccepted,
     responses={
         200: {"model": FireAccepted, "description": "this event was already fired"},
-        401: {"description": "missing, invalid or expired webhook signature"},
+        401: {"description": "missing, invalid or expired webhook signature (or API key)"},
+        403: {"description": "a schedule's fire now, with a key below admin"},
         409: {"description": "the trigger is paused"},
     },
     # Read raw (the signature covers the exact bytes), so declared here for the docs.
@@ -55,7 +59,8 @@ async def fire_trigger(
     db: DbDep,
     temporal: TemporalDep,
     settings: SettingsDep,
-    project_id: ProjectDep,
+    principal: KeyIfSentDep,
+    secret_box: SecretBoxDep,
 ) -> FireAccepted:
     """Fire the trigger.
 
@@ -63,15 +68,22 @@ async def fire_trigger(
     seconds) and ``X-Tether-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw
     body>")>`` are required. The event ID is the body field ``webhook.event_id_field``, else
     the ``X-Tether-Event-Id`` (or ``X-GitHub-Delivery``) header, else derived from the signed
-    request, so the same event fires once. Schedule: "fire now", as the schedule would.
+    request, so the same event fires once. Schedule: "fire now", as the schedule would; it
+    needs an admin key of the trigger's project (a webhook needs no key: its signature is its
+    credential).
     """
     found = await triggers.find_trigger(db, trigger_id)
     if found is None:
         raise not_found("trigger", trigger_id)
-    trigger, secret = found.record, found.secret
+    trigger = found.record
     if trigger.kind == TriggerKind.SCHEDULE:
-        if trigger.project_id != project_id:
+        if principal is None:
+            raise unauthenticated(
+                "firing a schedule trigger needs an admin key", code="missing_api_key"
+            )
+        if trigger.project_id != principal.project_id:
             raise not_found("trigger", trigger_id)
+        require_role(principal, Role.ADMIN)
         _require_active(trigger)
         await schedules.fire_schedule(temporal, trigger_id)
         return FireAccepted(trigger_id=trigger_id, status="fired")
@@ -79,10 +91,9 @@ async def fire_trigger(
     body = await _read_body(request, settings.webhook_max_body_bytes)
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     signature = request.headers.get(SIGNATURE_HEADER)
-    if not secret:  # never verify against an empty key: anyone could sign with it
-        raise ApiError(401, "invalid_signature", "the trigger has no signing secret")
+    secrets = found.signing_secrets(secret_box, datetime.now(UTC))
     try:
-        verify(secret, body, timestamp, signature, tolerance_s=settings.webhook_tolerance_s)
+        verify(secrets, body, timestamp, signature, tolerance_s=settings.webhook_tolerance_s)
     except SignatureError as err:
         raise ApiError(401, err.code, err.message) from err
     _require_active(trigger)
@@ -124,7 +135,7 @@ def _require_active(trigger: TriggerRecord) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"the body is over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -138,9 +149,9 @@ def _parse(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
-    except ValueError as err:
-        raise ApiError(422, "malformed_json", "the request body is not valid JSON") from err
+        return strict_loads(body)
+    except InvalidJson as err:
+        raise ApiError(422, err.code, err.message) from err
 
 
 def _event_id(trigger: TriggerRecord, payload: Any, headers: Headers, signed: bytes) -> str:

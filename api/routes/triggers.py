@@ -7,19 +7,30 @@ Firing (webhooks and "fire now") is in ``api.routes.trigger_fire``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.agents_catalog import require_agent
-from api.deps import DbDep, DbFactoryDep, PageDep, ProjectDep, SettingsDep, TemporalDep
+from api.auth import ADMIN, VIEWER
+from api.deps import (
+    DbDep,
+    DbFactoryDep,
+    PageDep,
+    ProjectDep,
+    SecretBoxDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import ApiError, not_found
 from api.schemas.triggers import (
     BackfillAccepted,
     BackfillCreate,
     DeliveryList,
     DeliveryPublic,
+    SecretRotated,
+    SecretRotation,
     TriggerCreate,
     TriggerCreated,
     TriggerList,
@@ -81,7 +92,7 @@ def _check_input(kind: TriggerKind, template: object) -> None:
         raise ApiError(422, "invalid_template", str(err), {"input": template}) from err
 
 
-@router.post("", status_code=201, response_model=TriggerCreated)
+@router.post("", status_code=201, response_model=TriggerCreated, dependencies=[ADMIN])
 async def create_trigger(
     body: TriggerCreate,
     db: DbDep,
@@ -89,6 +100,7 @@ async def create_trigger(
     temporal: TemporalDep,
     settings: SettingsDep,
     project_id: ProjectDep,
+    secret_box: SecretBoxDep,
 ) -> TriggerCreated:
     """Create a trigger. A webhook's signing secret is in this answer only."""
     await require_agent(db, body.target.agent)
@@ -115,7 +127,7 @@ async def create_trigger(
     secret = ((body.webhook and body.webhook.secret) or new_secret()) if webhook else None
     # The row first: a schedule may fire at once, and its firing reads the trigger.
     async with db_factory.begin() as session:
-        await triggers.insert_trigger(session, record, secret)
+        await triggers.insert_trigger(session, record, secret, secret_box)
     if not webhook:
         try:
             await schedules.create_schedule(temporal, record, settings)
@@ -126,7 +138,7 @@ async def create_trigger(
     return TriggerCreated.of(trigger_view(record, settings), secret=secret)
 
 
-@router.get("", response_model=TriggerList)
+@router.get("", response_model=TriggerList, dependencies=[VIEWER])
 async def list_project_triggers(
     db: DbDep,
     settings: SettingsDep,
@@ -141,14 +153,14 @@ async def list_project_triggers(
     return TriggerList(triggers=[trigger_view(t, settings) for t in found], next_cursor=next_cursor)
 
 
-@router.get("/{trigger_id}", response_model=TriggerPublic)
+@router.get("/{trigger_id}", response_model=TriggerPublic, dependencies=[VIEWER])
 async def read_trigger(
     trigger_id: str, db: DbDep, settings: SettingsDep, project_id: ProjectDep
 ) -> TriggerPublic:
     return trigger_view(await _trigger(db, project_id, trigger_id), settings)
 
 
-@router.patch("/{trigger_id}", response_model=TriggerPublic)
+@router.patch("/{trigger_id}", response_model=TriggerPublic, dependencies=[ADMIN])
 async def update_trigger(
     trigger_id: str,
     body: TriggerUpdate,
@@ -176,6 +188,38 @@ async def update_trigger(
     async with db_factory.begin() as session:
         await triggers.save_trigger(session, updated)
     return trigger_view(updated, settings)
+
+
+@router.post("/{trigger_id}/rotate-secret", response_model=SecretRotated, dependencies=[ADMIN])
+async def rotate_trigger_secret(
+    trigger_id: str,
+    db: DbDep,
+    db_factory: DbFactoryDep,
+    settings: SettingsDep,
+    project_id: ProjectDep,
+    secret_box: SecretBoxDep,
+    body: SecretRotation | None = None,
+) -> SecretRotated:
+    """Give a webhook a new signing secret, shown once in this answer. The current one stays
+    valid until the overlap ends, so senders can switch without a refused event; a secret
+    left from an earlier rotation stops being valid now."""
+    trigger = await _trigger(db, project_id, trigger_id)
+    if trigger.kind != TriggerKind.WEBHOOK:
+        raise ApiError(409, "not_a_webhook", "only webhook triggers have a signing secret")
+    body = body or SecretRotation()
+    now = datetime.now(UTC)
+    overlap_s = settings.webhook_secret_overlap_s if body.overlap_s is None else body.overlap_s
+    valid_until = body.valid_until or now + timedelta(seconds=overlap_s)
+    secret = new_secret()
+    async with db_factory.begin() as session:
+        await triggers.rotate_webhook_secret(
+            session, trigger_id, secret, valid_until, now, secret_box
+        )
+    return SecretRotated(
+        trigger_id=trigger_id,
+        secret=secret,
+        previous_valid_until=valid_until if valid_until > now else None,
+    )
 
 
 class Pauser:
@@ -206,18 +250,18 @@ class Pauser:
 PauserDep = Annotated[Pauser, Depends()]
 
 
-@router.post("/{trigger_id}/pause", response_model=TriggerPublic)
+@router.post("/{trigger_id}/pause", response_model=TriggerPublic, dependencies=[ADMIN])
 async def pause_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
     """Stop firing: the schedule is paused; a webhook answers ``409 trigger_paused``."""
     return await pauser.set_paused(trigger_id, True)
 
 
-@router.post("/{trigger_id}/resume", response_model=TriggerPublic)
+@router.post("/{trigger_id}/resume", response_model=TriggerPublic, dependencies=[ADMIN])
 async def resume_trigger(trigger_id: str, pauser: PauserDep) -> TriggerPublic:
     return await pauser.set_paused(trigger_id, False)
 
 
-@router.delete("/{trigger_id}", status_code=204, response_class=Response)
+@router.delete("/{trigger_id}", status_code=204, response_class=Response, dependencies=[ADMIN])
 async def delete_trigger(
     trigger_id: str,
     db: DbDep,
@@ -234,7 +278,9 @@ async def delete_trigger(
     return Response(status_code=204)
 
 
-@router.post("/{trigger_id}/backfill", status_code=202, response_model=BackfillAccepted)
+@router.post(
+    "/{trigger_id}/backfill", status_code=202, response_model=BackfillAccepted, dependencies=[ADMIN]
+)
 async def backfill_trigger(
     trigger_id: str,
     body: BackfillCreate,
@@ -254,7 +300,7 @@ async def backfill_trigger(
     )
 
 
-@router.get("/{trigger_id}/deliveries", response_model=DeliveryList)
+@router.get("/{trigger_id}/deliveries", response_model=DeliveryList, dependencies=[VIEWER])
 async def list_trigger_deliveries(
     trigger_id: str,
     db: DbDep,
@@ -273,7 +319,9 @@ async def list_trigger_deliveries(
     )
 
 
-@router.get("/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryPublic)
+@router.get(
+    "/{trigger_id}/deliveries/{delivery_id}", response_model=DeliveryPublic, dependencies=[VIEWER]
+)
 async def read_trigger_delivery(
     trigger_id: str, delivery_id: str, db: DbDep, project_id: ProjectDep
 ) -> DeliveryPublic:

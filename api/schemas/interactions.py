@@ -52,7 +52,12 @@ class InteractionList(BaseModel):
 
 class ResponseCreate(Body):
     response: dict[str, Any]
-    responder: str | None = Field(None, max_length=256)
+    responder: str | None = Field(
+        None,
+        max_length=256,
+        description="ignored with an API key (the key's name is recorded); used only when "
+        "auth is off",
+    )
 
 
 class Accepted(BaseModel):

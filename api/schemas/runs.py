@@ -87,6 +87,7 @@ class TransitionPublic(Public):
     status: RunStatus
     reason: str | None = None
     at: datetime
+    actor: str | None = Field(None, description="the API key (its name) that cancelled the run")
 
 
 class HistoryPublic(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.base import Body, Public
+from tether.instants import Instant
 from workflows.trigger_types import (
     DeliveryStatus,
     OverlapPolicy,
@@ -115,9 +116,44 @@ class DeliveryList(BaseModel):
     next_cursor: str | None = None
 
 
+# The longest a rotated secret may stay valid beside the new one.
+MAX_SECRET_OVERLAP_S = 30 * 24 * 3600.0
+
+
+class SecretRotation(Body):
+    """When the current secret stops being accepted: after ``overlap_s`` seconds, or at
+    ``valid_until``; neither: after ``TETHER_WEBHOOK_SECRET_OVERLAP_S`` (a day)."""
+
+    overlap_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECRET_OVERLAP_S,
+        description="seconds the old secret stays valid; 0 retires it at once",
+    )
+    valid_until: datetime | None = Field(
+        default=None, description="when the old secret stops being valid (with an offset)"
+    )
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> SecretRotation:
+        if self.overlap_s is not None and self.valid_until is not None:
+            raise ValueError("give `overlap_s` or `valid_until`, not both")
+        if self.valid_until is not None and self.valid_until.tzinfo is None:
+            raise ValueError("`valid_until` needs a time zone offset")
+        return self
+
+
+class SecretRotated(BaseModel):
+    trigger_id: str
+    secret: str = Field(description="The new signing secret. Shown once, here; store it now.")
+    previous_valid_until: datetime | None = Field(
+        description="until when the previous secret is still accepted (none: no longer)"
+    )
+
+
 class BackfillCreate(Body):
-    start_at: datetime
-    end_at: datetime
+    start_at: Instant
+    end_at: Instant
     overlap: OverlapPolicy = Field(
         default=OverlapPolicy.ALLOW_ALL,
         description="Backfilled firings come all at once: `allow_all` runs each of them.",

@@ -1,5 +1,6 @@
 """``tether``: the command line. This module parses the arguments and runs ``tether dev`` and
-``tether migrate``; the API commands live in the other modules of ``tether/cli/``."""
+``tether migrate``; ``tether keys`` (the store's API keys) is in ``keys.py``; the API commands
+live in the other modules of ``tether/cli/``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from collections.abc import Awaitable, Callable
 
 DESCRIPTION = """Tether: durable, detached agent runs on Temporal.
 
-`tether dev` runs the whole stack; `tether migrate` migrates the store. Every other command talks
-to the HTTP API at --api (default: $TETHER_API_URL, else http://127.0.0.1:8000), sending
-$TETHER_API_KEY as a bearer token when it is set. --json prints what the API answered."""
+`tether dev` runs the whole stack; `tether migrate` migrates the store; `tether keys` makes,
+lists and revokes API keys straight in the store (TETHER_DATABASE_URL). Every other command talks
+to the HTTP API at --api (default: $TETHER_API_URL, else http://127.0.0.1:8000), sending the
+API key $TETHER_API_KEY, else the dev stack's .tether/dev-admin-key (read from the current
+directory). --json prints what the API answered."""
 
 EXAMPLES = """examples:
   tether run approval-demo --input "clean the build folder" --follow
@@ -21,6 +24,7 @@ EXAMPLES = """examples:
   tether interactions ls --status pending
   tether interactions respond int_… allow
   echo 1 | tether runs follow run_…      # answer the pending question from a pipe
+  export TETHER_API_KEY=$(tether keys create --role operator --name ci --expires-in 90d)
 
 exit codes: 0 done (a followed run completed); 1 an error, or the followed run did not
 complete; 2 bad usage; 3 the run waits for an answer stdin did not give; 130 detached (Ctrl-C).
@@ -45,6 +49,7 @@ def _dev(args: argparse.Namespace) -> None:
         "TETHER_API_PORT": args.api_port,
         "TETHER_RUNNER_PORT": args.runner_port,
         "TETHER_TEMPORAL_UI_PORT": args.ui_port,
+        "TETHER_WORKER_METRICS_PORT": args.metrics_port,
         "TETHER_DATA_DIR": args.data_dir,
     }
     for key, value in overrides.items():
@@ -61,10 +66,14 @@ def _dev(args: argparse.Namespace) -> None:
 
 def _migrate(_: argparse.Namespace) -> None:
     from store.db import migrate_store
+    from tether.devstack.dev_secrets import with_dev_secrets
+    from tether.secret_box import SecretBox
     from tether.settings import get_settings
 
-    settings = get_settings()
-    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id))
+    # The dev stack's own key, if it made one and none is configured.
+    settings, _env = with_dev_secrets(get_settings(), create=False)
+    box = SecretBox.from_settings_if_set(settings)
+    shown = asyncio.run(migrate_store(settings.database_url, settings.default_project_id, box))
     print(f"migrated {shown}")
 
 
@@ -72,7 +81,7 @@ def _api_command(args: argparse.Namespace) -> int:
     """Run one API command; API errors become a readable message and exit code 1."""
     from rich.console import Console
 
-    from tether.cli.api import Api, CliError
+    from tether.cli.api import Api, CliError, api_key_from_env
     from tether.cli.commands import Ctx
     from tether.cli.errors import show_error
 
@@ -83,7 +92,7 @@ def _api_command(args: argparse.Namespace) -> int:
     command: Callable[..., Awaitable[int]] = args.command_fn
 
     async def call() -> int:
-        async with Api(args.api, os.environ.get("TETHER_API_KEY") or None) as api:
+        async with Api(args.api, api_key_from_env()) as api:
             return await command(Ctx(api, out, err, args.json), args)
 
     try:
@@ -222,11 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     agent_cmds = agents.add_subparsers(dest="agents_command", required=True, metavar="COMMAND")
     api_command(agent_cmds, "ls", c.agents_ls, "list agents")
 
+    from tether.cli import keys
+
+    keys.add_parser(commands)
+
     dev = commands.add_parser("dev", help="run the whole stack locally (Ctrl-C stops it)")
     dev.add_argument("--api-port", type=int)
     dev.add_argument("--runner-port", type=int)
     dev.add_argument("--temporal-port", type=int)
     dev.add_argument("--ui-port", type=int)
+    dev.add_argument("--metrics-port", type=int, help="the worker's metrics port (0: off)")
     dev.add_argument("--data-dir")
     dev.set_defaults(func=_dev)
 

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,6 +52,23 @@ class CliError(Exception):
 
 def api_url_from_env() -> str:
     return os.environ.get("TETHER_API_URL") or DEFAULT_API_URL
+
+
+# Where ``tether dev`` leaves its admin key, relative to the checkout it runs in.
+DEV_KEY_FILE = "dev-admin-key"
+
+
+def api_key_from_env() -> str | None:
+    """``$TETHER_API_KEY``, else the dev stack's key when run from its checkout
+    (``$TETHER_DATA_DIR``, default ``.tether``, holds ``dev-admin-key``), else none."""
+    key = os.environ.get("TETHER_API_KEY")
+    if key:
+        return key.strip()
+    path = Path(os.environ.get("TETHER_DATA_DIR") or ".tether") / DEV_KEY_FILE
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _error_from(response: httpx.Response) -> CliError:

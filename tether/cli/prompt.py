@@ -149,7 +149,7 @@ def parse_answer(interaction: dict[str, Any], text: str) -> dict[str, Any]:
     if interaction.get("kind") == "permission":
         options = interaction.get("options") or []
         ids = [o["option_id"] for o in options]
-        if text.isdigit() and 1 <= int(text) <= len(options):
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= len(options):
             return {"option_id": ids[int(text) - 1]}
         for option in options:
             if text.lower() in (option["option_id"].lower(), str(option.get("name", "")).lower()):
@@ -198,7 +198,7 @@ async def pick_option(console: Console, stdin: Stdin, options: list[dict[str, An
                 index = (index + 1) % len(options)
             elif key == "enter":
                 return index
-            elif key.isdigit() and 1 <= int(key) <= len(options):
+            elif key.isascii() and key.isdigit() and 1 <= int(key) <= len(options):
                 return int(key) - 1
             elif key in ("esc", "q", "eof"):
                 return None

