@@ -14,10 +14,9 @@ Temporal, Tether polling ``GET /v1/runs/{id}`` every 10 ms, Tether following the
   API; the floor: Temporal server and its worker), and the CPU seconds of each during D;
 - the ratios Tether / floor.
 
-A D pass stops at its first failed run and reports the failure instead of a rate (today the SSE
-client's, at 20 in flight: issue 12). With ``--profile``, one more D pass per Tether client
-runs under ``py-spy record`` on the worker and the API (not the measured pass: sampling slows
-them), and the top frames are reported.
+A D pass stops at its first failed run and reports the failure instead of a rate. With
+``--profile``, one more D pass per Tether client runs under ``py-spy record`` on the worker and
+the API (not the measured pass: sampling slows them), and the top frames are reported.
 
 Usage: ``python -m bench.scenario [--runs 60] [--throughput-runs 200] [--in-flight 20]
 [--profile]``. Prints the table; writes JSON to ``bench/results/scenario-<timestamp>.json``.
