@@ -56,9 +56,12 @@ def stack_data_converter(payload_keys: str = TEST_PAYLOAD_KEYS) -> DataConverter
 
 
 @asynccontextmanager
-async def standalone_stack(**settings: str) -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
+async def standalone_stack(
+    *, short_bounds: bool = True, **settings: str
+) -> AsyncIterator[tuple[WorkflowEnvironment, Stack]]:
     """Temporal plus a started stack on a fresh SQLite store, for scripts (bench, recorders);
-    ``settings`` (``TETHER_*`` variables) go to the stack's processes."""
+    ``settings`` (``TETHER_*`` variables) go to the stack's processes, and ``short_bounds`` says
+    whether they run on ``TEST_SETTINGS`` (see ``Stack``)."""
     keys = settings.get("TETHER_PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)
     env = await start_temporal(stack_data_converter(keys))
     try:
@@ -69,6 +72,7 @@ async def standalone_stack(**settings: str) -> AsyncIterator[tuple[WorkflowEnvir
                 temporal_address=env.client.service_client.config.target_host,
                 database_url=url,
                 workdir=Path(tmp),
+                short_bounds=short_bounds,
                 **settings,
             )
             await stack.start()
@@ -81,10 +85,19 @@ async def standalone_stack(**settings: str) -> AsyncIterator[tuple[WorkflowEnvir
 
 
 class Stack:
-    """One runner, one worker and one API, on their own task queue and database."""
+    """One runner, one worker and one API, on their own task queue and database.
+
+    ``short_bounds`` applies ``TEST_SETTINGS``; without it the processes run on the settings'
+    defaults, as ``make run`` does (the bench)."""
 
     def __init__(
-        self, *, temporal_address: str, database_url: str, workdir: Path, **settings: str
+        self,
+        *,
+        temporal_address: str,
+        database_url: str,
+        workdir: Path,
+        short_bounds: bool = True,
+        **settings: str,
     ) -> None:
         self.runner_port, self.api_port = free_port(), free_port()
         self.task_queue = f"tq-{uuid.uuid4().hex[:10]}"
@@ -94,7 +107,7 @@ class Stack:
         self.project_id = settings.get("TETHER_DEFAULT_PROJECT_ID", "default")
         self.api_key = ""  # the admin key of ``project_id``, made by ``start``
         self.env = {
-            **TEST_SETTINGS,
+            **(TEST_SETTINGS if short_bounds else {}),
             "TETHER_TEMPORAL_ADDRESS": temporal_address,
             "TETHER_DATABASE_URL": database_url,
             "TETHER_TASK_QUEUE": self.task_queue,
