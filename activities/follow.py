@@ -27,7 +27,7 @@ from runner.protocol import (
     agent_session_id_of,
     parse_record,
 )
-from store import transcript
+from store import interactions, transcript
 from workflows.errors import ErrorType
 from workflows.types import FollowInput, FollowOutcome, PendingInteraction, RunResult, RunStatus
 
@@ -177,12 +177,7 @@ class Follower:
             "usage": progress.usage,
         }
         if event.type == EventType.INTERACTION_REQUESTED:
-            asked = InteractionRequested.model_validate(event.data)
-            expires_at = (
-                event.ts + timedelta(seconds=asked.expires_in) if asked.expires_in else None
-            )
-            interaction = PendingInteraction.asked(asked, event.ts, expires_at)
-            return FollowOutcome(kind="interaction", interaction=interaction, **base)
+            return FollowOutcome(kind="interaction", interaction=_asked(event), **base)
         status = _TERMINAL_STATUS.get(event.type)
         if status is None:
             return None
@@ -206,14 +201,36 @@ class Follower:
     async def _flush(self, batch: list[RunEvent]) -> None:
         if not batch:
             return
+        inp = self._inp
         async with self._db.begin() as session:
-            added = await transcript.insert_events(
-                session, self._inp.project_id, self._inp.run_id, batch
-            )
+            added = await transcript.insert_events(session, inp.project_id, inp.run_id, batch)
+            if inp.session_id is not None and inp.interaction_expiry_s is not None:
+                # Anything a reader can see is answerable: the question's row commits with
+                # its event (the workflow records the same row again when it asks).
+                for event in batch:
+                    if event.type == EventType.INTERACTION_REQUESTED:
+                        pending = _asked(event)
+                        if pending.expires_at is None:
+                            expiry = timedelta(seconds=inp.interaction_expiry_s)
+                            pending.expires_at = pending.requested_at + expiry
+                        await interactions.record_pending(
+                            session,
+                            pending,
+                            run_id=inp.run_id,
+                            session_id=inp.session_id,
+                            project_id=inp.project_id,
+                        )
         metrics.events_persisted(added)
         self._progress.cursor = batch[-1].seq
         batch.clear()
         activity.heartbeat(self._progress)
+
+
+def _asked(event: RunEvent) -> PendingInteraction:
+    """The question of an ``interaction.requested`` event (``expires_at`` only if it set one)."""
+    asked = InteractionRequested.model_validate(event.data)
+    expires_at = event.ts + timedelta(seconds=asked.expires_in) if asked.expires_in else None
+    return PendingInteraction.asked(asked, event.ts, expires_at)
 
 
 async def _pump(response: httpx.Response, queue: asyncio.Queue[Any]) -> None:

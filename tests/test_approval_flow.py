@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from store.keys import Role
-from tests.api_helpers import collect_sse, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import collect_sse, sse_events, wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
 
 
@@ -73,3 +74,27 @@ async def test_approval_demo_end_to_end(any_stack: Stack, choice: str) -> None:
             "running",
             "completed",
         ]
+
+
+async def test_a_question_seen_on_the_stream_can_be_answered_at_once(any_stack: Stack) -> None:
+    """The interaction's row commits with its ``interaction.requested`` event, so an answer
+    sent the moment the stream shows the question is accepted, never ``404`` (it was refused
+    in most runs while the row lagged behind the event)."""
+    refused = []
+    async with any_stack.client() as client:
+        for _ in range(5):
+            started = await client.post("/v1/runs", json={"agent": "approval-demo"})
+            run_id = started.json()["run_id"]
+            async for _, event, data in sse_events(client, run_id):
+                if event == "interaction.requested":
+                    interaction_id = json.loads(data)["data"]["interaction_id"]
+                    answer = await client.post(
+                        f"/v1/interactions/{interaction_id}/respond",
+                        json={"response": {"option_id": "allow"}},
+                    )
+                    if answer.status_code != 202:
+                        refused.append(answer.text)
+                    break
+            done = await wait_for_run(client, run_id, {"completed", "failed", "cancelled"})
+            assert done["status"] == "completed", done
+    assert refused == []

@@ -178,6 +178,8 @@ class RunDriver:
                 project_id=spec.project_id,
                 after_seq=state.last_seq,
                 runner_lost_timeout_s=spec.policy.runner_lost_timeout_s,
+                session_id=spec.session_id,
+                interaction_expiry_s=spec.policy.interaction_expiry_s,
             ),
             summary=f"follow from seq {state.last_seq}",
             **options.follow(spec.policy),

@@ -202,6 +202,10 @@ class FollowInput(BaseModel):
     project_id: str
     after_seq: int = 0
     runner_lost_timeout_s: float = 30.0
+    # With both, a question is recorded pending in the transaction that stores its
+    # ``interaction.requested`` event, so whoever sees the event can answer it at once.
+    session_id: str | None = None
+    interaction_expiry_s: float | None = None  # the run's default, for questions without one
 
 
 class FollowOutcome(BaseModel):
