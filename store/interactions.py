@@ -13,8 +13,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.columns import RecordColumns
 from store.db import dialect_insert
-from store.models import Interaction, RecordColumns
+from store.models import Interaction
 from workflows.types import InteractionRecord, PendingInteraction
 
 # Every field of the record is a column of the same name.

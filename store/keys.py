@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.columns import RecordColumns
 from store.db import create_engine, ensure_project, session_factory
-from store.models import ApiKeyRow, RecordColumns
+from store.models import ApiKeyRow
 from tether.ids import key_id_of_token, key_token_prefix, new_key_id, new_key_token
 
 # ``last_used_at`` is written at most this often per key: a busy key costs no write per request.

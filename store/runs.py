@@ -28,9 +28,10 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import interactions, run_listing, sessions
+from store.columns import RecordColumns
 from store.db import dialect_insert
 from store.keyset import Direction
-from store.models import Interaction, RecordColumns, RunRow, RunStatusHistory, SessionRow
+from store.models import Interaction, RunRow, RunStatusHistory, SessionRow
 from workflows.types import PendingInteraction, RunState, RunStatus, StatusTransition
 
 _COLUMNS = RecordColumns.of(RunRow, RunState)

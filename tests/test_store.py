@@ -184,7 +184,7 @@ async def test_upsert_run_insert_update_and_stale_write_ignored(db: Db) -> None:
 
 
 def test_records_map_to_their_columns_by_name() -> None:
-    # Rows are derived from the records by column name (``store.models.RecordColumns``): a
+    # Rows are derived from the records by column name (``store.columns.RecordColumns``): a
     # field without a column of its name would silently not be stored. Mapped by hand in
     # ``store.runs``: the pending interaction (its ID), the agent session (on the session
     # row) and the request fingerprint.
