@@ -15,12 +15,15 @@ from google.protobuf import json_format
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
+from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
 from api.auth import CODEC_OPERATOR, CODEC_VIEWER
 from api.deps import SettingsDep, TemporalDep
 from api.errors import ApiError
 from api.schemas.codec import CodecPayloads
 from tether.codec import PayloadDecryptError
+from tether.settings import Settings
 
 PREFIX = "/codec"
 router = APIRouter(prefix=PREFIX, tags=["codec"])
@@ -55,6 +58,14 @@ def _check_namespace(namespace: str | None, served: str) -> None:
         )
 
 
+def _request(
+    body: CodecPayloads, namespace: str | None, temporal: Client, settings: Settings
+) -> tuple[Payloads, PayloadCodec | None]:
+    """The request's payloads, and the codec the workers use (``None``: encryption is off)."""
+    _check_namespace(namespace, settings.temporal_namespace)
+    return _parse(body), temporal.data_converter.payload_codec
+
+
 @router.post("/decode", response_model=CodecPayloads, dependencies=[CODEC_VIEWER])
 async def decode_payloads(
     body: CodecPayloads,
@@ -63,9 +74,7 @@ async def decode_payloads(
     namespace: NamespaceHeader = None,
 ) -> CodecPayloads:
     """Decrypt payloads; payloads that are not encrypted come back as they are."""
-    _check_namespace(namespace, settings.temporal_namespace)
-    payloads = _parse(body)
-    codec = temporal.data_converter.payload_codec
+    payloads, codec = _request(body, namespace, temporal, settings)
     if codec is not None:
         decoded = []
         for index, payload in enumerate(payloads.payloads):
@@ -86,9 +95,7 @@ async def encode_payloads(
     namespace: NamespaceHeader = None,
 ) -> CodecPayloads:
     """Encrypt payloads with the current key (as they are when encryption is off)."""
-    _check_namespace(namespace, settings.temporal_namespace)
-    payloads = _parse(body)
-    codec = temporal.data_converter.payload_codec
+    payloads, codec = _request(body, namespace, temporal, settings)
     if codec is not None:
         payloads = Payloads(payloads=await codec.encode(payloads.payloads))
     return _answer(payloads)
