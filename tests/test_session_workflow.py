@@ -324,6 +324,20 @@ async def waiting_on(handle: WorkflowHandle[Any, Any], interaction_id: str) -> R
     return await eventually(lambda: handle.query(SessionRunWorkflow.state), asks)
 
 
+@asynccontextmanager
+async def waiting_run(
+    env: WorkflowEnvironment,
+) -> AsyncIterator[tuple[RunSpec, FakeRunner, FakeStore, WorkflowHandle[Any, Any]]]:
+    """A run that asked ``ask-1`` and waits for it, on a worker of its own."""
+    spec = run_spec(new_session())
+    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
+    async with worker(env.client, runner, store) as task_queue:
+        await submit(env.client, task_queue, spec)
+        handle = session_handle(env.client, spec.session_id)
+        await waiting_on(handle, "ask-1")
+        yield spec, runner, store, handle
+
+
 async def execution_input(client: Client, workflow_id: str, run_id: str) -> SessionInput:
     """The input an execution started with (a continued one: what the last one handed over)."""
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
@@ -400,12 +414,7 @@ async def test_an_unanswered_interaction_expires_after_a_day_and_the_run_goes_on
 async def test_an_answer_before_expiry_resolves_the_interaction_and_the_run_completes(
     env: WorkflowEnvironment,
 ) -> None:
-    spec = run_spec(new_session())
-    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
-    async with worker(env.client, runner, store) as task_queue:
-        await submit(env.client, task_queue, spec)
-        handle = session_handle(env.client, spec.session_id)
-        await waiting_on(handle, "ask-1")
+    async with waiting_run(env) as (spec, runner, store, handle):
         answer = RespondSignal(
             run_id=spec.run_id,
             interaction_id="ask-1",
@@ -430,12 +439,7 @@ async def test_an_answer_before_expiry_resolves_the_interaction_and_the_run_comp
 async def test_a_cancel_while_waiting_ends_the_run_cancelled_and_tells_the_runner(
     env: WorkflowEnvironment,
 ) -> None:
-    spec = run_spec(new_session())
-    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
-    async with worker(env.client, runner, store) as task_queue:
-        await submit(env.client, task_queue, spec)
-        handle = session_handle(env.client, spec.session_id)
-        await waiting_on(handle, "ask-1")
+    async with waiting_run(env) as (spec, runner, store, handle):
         await handle.signal(SessionRunWorkflow.cancel, CancelSignal(run_id=spec.run_id))
         final = await handle.result()
     assert final is not None and final.status == RunStatus.CANCELLED
@@ -604,12 +608,7 @@ async def test_a_long_history_continues_as_new_mid_run_carrying_run_and_queue(
 async def test_a_runner_that_loses_a_waiting_run_ends_it_runner_lost_at_the_next_probe(
     env: WorkflowEnvironment,
 ) -> None:
-    spec = run_spec(new_session())
-    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
-    async with worker(env.client, runner, store) as task_queue:
-        await submit(env.client, task_queue, spec)
-        handle = session_handle(env.client, spec.session_id)
-        await waiting_on(handle, "ask-1")
+    async with waiting_run(env) as (spec, runner, store, handle):
         await env.sleep(timedelta(seconds=spec.policy.waiting_probe_s * 2.5))
         probes_while_held = len(runner.probes)
         runner.lost.add(spec.run_id)  # the runner restarts: it no longer knows the run
@@ -627,12 +626,7 @@ async def test_a_runner_that_loses_a_waiting_run_ends_it_runner_lost_at_the_next
 async def test_an_answer_the_runner_never_got_is_not_recorded_resolved(
     env: WorkflowEnvironment,
 ) -> None:
-    spec = run_spec(new_session())
-    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
-    async with worker(env.client, runner, store) as task_queue:
-        await submit(env.client, task_queue, spec)
-        handle = session_handle(env.client, spec.session_id)
-        await waiting_on(handle, "ask-1")
+    async with waiting_run(env) as (spec, runner, store, handle):
         runner.lost.add(spec.run_id)  # lost between two probes, before the answer comes
         answer = RespondSignal(
             run_id=spec.run_id, interaction_id="ask-1", response={"option_id": "allow"}
@@ -647,12 +641,7 @@ async def test_an_answer_the_runner_never_got_is_not_recorded_resolved(
 async def test_a_runner_that_stays_unreachable_ends_a_waiting_run_runner_lost(
     env: WorkflowEnvironment,
 ) -> None:
-    spec = run_spec(new_session())
-    runner, store = FakeRunner({spec.run_id: ["ask-1"]}), FakeStore()
-    async with worker(env.client, runner, store) as task_queue:
-        await submit(env.client, task_queue, spec)
-        handle = session_handle(env.client, spec.session_id)
-        await waiting_on(handle, "ask-1")
+    async with waiting_run(env) as (spec, runner, store, handle):
         runner.down = True
         policy = spec.policy
         await env.sleep(timedelta(seconds=policy.waiting_probe_s + policy.runner_lost_timeout_s))
