@@ -83,3 +83,14 @@ async def collect_sse(client: httpx.AsyncClient, run_id: str, **kwargs: Any) -> 
         if event_type == "end":
             break
     return out
+
+
+async def start_streaming_run(client: httpx.AsyncClient, deltas: int) -> str:
+    """Start a ``scripted`` run that emits ``deltas`` message deltas, 50 ms apart (``"0 "``,
+    ``"1 "``, ...); its run ID."""
+    steps: list[dict] = []
+    for i in range(deltas):
+        steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.05}]
+    started = await client.post("/v1/runs", json={"agent": "scripted", "input": {"steps": steps}})
+    assert started.status_code == 202, started.text
+    return started.json()["run_id"]

@@ -7,22 +7,15 @@ import time
 
 import httpx
 
-from tests.api_helpers import wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import start_streaming_run, wait_for_pending_interaction, wait_for_run
 from tether.devstack.stack import Stack
 
 FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 
 async def test_worker_sigkill_mid_run_loses_and_duplicates_nothing(own_stack: Stack) -> None:
-    steps: list[dict] = []
-    for i in range(60):
-        steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.05}]
     async with own_stack.client() as client:
-        started = await client.post(
-            "/v1/runs", json={"agent": "scripted", "input": {"steps": steps}}
-        )
-        assert started.status_code == 202, started.text
-        run_id = started.json()["run_id"]
+        run_id = await start_streaming_run(client, 60)
         # Let it stream for a while, then kill the worker without warning.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -10,7 +10,12 @@ import signal
 import subprocess
 import time
 
-from tests.api_helpers import sse_events, wait_for_pending_interaction, wait_for_run
+from tests.api_helpers import (
+    sse_events,
+    start_streaming_run,
+    wait_for_pending_interaction,
+    wait_for_run,
+)
 from tether.devstack.processes import Service, wait_http
 from tether.devstack.stack import Stack
 
@@ -81,15 +86,8 @@ async def test_sigterm_ends_streams_with_reconnect_and_resume_misses_nothing(
 
 
 async def test_worker_and_runner_exit_on_sigterm_mid_run(own_stack: Stack) -> None:
-    steps: list[dict] = []
-    for i in range(100):
-        steps += [{"emit": "message.delta", "data": {"text": f"{i} "}}, {"sleep": 0.05}]
     async with own_stack.client() as client:
-        started = await client.post(
-            "/v1/runs", json={"agent": "scripted", "input": {"steps": steps}}
-        )
-        assert started.status_code == 202, started.text
-        run_id = started.json()["run_id"]
+        run_id = await start_streaming_run(client, 100)
         deadline = time.monotonic() + 10
         while len((await client.get(f"/v1/runs/{run_id}/events")).json()["events"]) < 5:
             assert time.monotonic() < deadline
@@ -104,8 +102,5 @@ async def test_worker_and_runner_exit_on_sigterm_mid_run(own_stack: Stack) -> No
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
         # The runner stops with a stream open (the next run's) within its own bound.
-        started = await client.post(
-            "/v1/runs", json={"agent": "scripted", "input": {"steps": steps}}
-        )
-        assert started.status_code == 202, started.text
+        await start_streaming_run(client, 100)
         assert _terminate(own_stack.runner) in SERVER_EXIT
