@@ -52,6 +52,19 @@ class DevStack:
                 return int(entry.name)
         raise LookupError(f"no child {marker!r} of {self.proc.pid}:\n{self.output()}")
 
+    async def wait_for_agent(self, name: str, timeout: float = 60.0) -> None:
+        """Until the worker's first catalogue sync offers ``name`` (a loaded machine may be
+        slower to sync than the API is to answer)."""
+        deadline = time.monotonic() + timeout
+        async with self.client() as client:
+            while True:
+                agents = (await client.get("/v1/agents")).json().get("agents", [])
+                if any(a["name"] == name and a["available"] for a in agents):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no agent {name!r} offered:\n{self.output()}")
+                await asyncio.sleep(0.2)
+
     async def wait_output(self, text: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output():
@@ -79,6 +92,7 @@ async def dev_stack(tmp_path: Path) -> AsyncIterator[DevStack]:
     stack = DevStack(proc, console, f"http://127.0.0.1:{api_port}", tmp_path / "data")
     try:
         await stack.wait_output("Tether is running.", timeout=120)
+        await stack.wait_for_agent("approval-demo")
         yield stack
     finally:
         if proc.poll() is None:
